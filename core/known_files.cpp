@@ -1,0 +1,62 @@
+#include "core/known_files.h"
+
+namespace dmeval {
+
+const std::vector<KnownFile>& known_files() {
+  static const std::vector<KnownFile> kFiles = {
+      {"pt_inception-2015-12-05-6726825d.pth", "FID Inception weights (pytorch-fid release fid_weights)",
+       "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", "",
+       "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+       "pt_inception-2015-12-05-6726825d.pth"},
+      {"squeezenet1_1-b8a52dc0.pth", "torchvision SqueezeNet 1.1 (LPIPS squeeze backbone)",
+       "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b", "",
+       "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"},
+      {"model-790000.ckpt", "pesser/pytorch_diffusion EMA CIFAR-10 DDPM (ema_diffusion_cifar10_model)", "",
+       "1fa350b952534ae442b1d5235cce5cd3", ""},
+      {"model-790000.ckpt", "pesser/pytorch_diffusion CIFAR-10 DDPM (diffusion_cifar10_model, raw)", "",
+       "82ed3067fd1002f5cf4c339fb80c4669", ""},
+      {"model-2388000.ckpt", "pesser/pytorch_diffusion LSUN bedroom DDPM (raw)", "",
+       "f70280ac0e08b8e696f42cb8e948ff1c", ""},
+      {"model-2388000.ckpt", "pesser/pytorch_diffusion LSUN bedroom DDPM (EMA)", "",
+       "1921fa46b66a3665e450e42f36c2720f", ""},
+      {"model-1761000.ckpt", "pesser/pytorch_diffusion LSUN cat DDPM (raw)", "",
+       "bbee0e7c3d7abfb6e2539eaf2fb9987b", ""},
+      {"model-1761000.ckpt", "pesser/pytorch_diffusion LSUN cat DDPM (EMA)", "",
+       "646f23f4821f2459b8bafc57fd824558", ""},
+      {"model-4432000.ckpt", "pesser/pytorch_diffusion LSUN church DDPM (raw)", "",
+       "eb619b8a5ab95ef80f94ce8a5488dae3", ""},
+      {"model-4432000.ckpt", "pesser/pytorch_diffusion LSUN church DDPM (EMA)", "",
+       "fdc68a23938c2397caba4a260bc2445f", ""},
+      {"test_batch", "CIFAR-10 python test batch", "", "40351d587109b95175f43aff81a1287e", ""},
+      {"data_batch_1", "CIFAR-10 python training batch 1", "", "c99cafc152244af753f735de768cd75f", ""},
+      {"data_batch_2", "CIFAR-10 python training batch 2", "", "d4bba439e000b95fd0a9bffe97cbabec", ""},
+      {"data_batch_3", "CIFAR-10 python training batch 3", "", "54ebc095f3ab1f0389bbae665268c751", ""},
+      {"data_batch_4", "CIFAR-10 python training batch 4", "", "634d18415352ddfa80567beed471001a", ""},
+      {"data_batch_5", "CIFAR-10 python training batch 5", "", "482c414d41f54cd18b22e5b47cb7c3cb", ""},
+      {"cifar-10-python.tar.gz", "CIFAR-10 python archive", "", "c58f30108f718f92721af3b95e74349a",
+       "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"},
+      {"fid_stats_cifar10_train.npz", "TTUR / pytorch-fid CIFAR-10 training-set statistics",
+       "fce45a8ad7ca84a06bfda567dafdcc2960dfe036d4048227963f89499731a5fb", "", ""},
+      {"VIRTUAL_imagenet256_labeled.npz", "ADM ImageNet 256 reference batch",
+       "b32732719497e42660a9affb4a966068cba0855ac449b82015e34ec376d20758", "",
+       "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/"
+       "VIRTUAL_imagenet256_labeled.npz"},
+  };
+  return kFiles;
+}
+
+const KnownFile* find_known_file_by_name(const std::string& name) {
+  for (const auto& f : known_files())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+const KnownFile* identify_known_file(const std::string& sha256, const std::string& md5) {
+  for (const auto& f : known_files()) {
+    if (!sha256.empty() && f.sha256 == sha256) return &f;
+    if (!md5.empty() && f.md5 == md5) return &f;
+  }
+  return nullptr;
+}
+
+}  // namespace dmeval

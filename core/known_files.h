@@ -1,0 +1,24 @@
+// Public files users supply (weights, checkpoints, datasets, reference statistics), recognised by
+// checksum so every result can say exactly which file produced it (shared/data/known-files.md).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dmeval {
+
+struct KnownFile {
+  std::string name;         // canonical file name
+  std::string description;  // what it is and who publishes it
+  std::string sha256;       // empty if only MD5 is published
+  std::string md5;          // empty if only SHA-256 is published
+  std::string url;          // where users normally get it (empty if not stable)
+};
+
+const std::vector<KnownFile>& known_files();
+const KnownFile* find_known_file_by_name(const std::string& name);
+// Identifies a file by its digests (either may be empty).
+const KnownFile* identify_known_file(const std::string& sha256, const std::string& md5);
+
+}  // namespace dmeval

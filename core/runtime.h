@@ -1,0 +1,26 @@
+// Process-wide runtime settings (threads) and facts about the machine and libtorch, reported by
+// `dmeval version` and recorded with every result.
+#pragma once
+
+#include <string>
+
+namespace dmeval {
+
+// Threads for libtorch's intra-op pool. Debian's libtorch starts with 1 thread in C++ programs,
+// so dmeval sets it explicitly: DMEVAL_THREADS if set, else every core of the machine.
+int default_thread_count();
+void configure_threads(int threads);
+
+struct RuntimeInfo {
+  std::string torch_version;
+  bool cuda_available = false;
+  int cuda_devices = 0;
+  std::string cuda_device_name;
+  int intra_op_threads = 0;
+  int hardware_threads = 0;
+  std::string parallel_backend;  // at::get_parallel_info() summary line
+};
+
+RuntimeInfo runtime_info();
+
+}  // namespace dmeval

@@ -1,0 +1,14 @@
+#include "harness/cli/commands.h"
+
+namespace dmeval::cli {
+
+const std::vector<CommandSpec>& command_registry() {
+  static const std::vector<CommandSpec> kCommands = {
+      {"version", add_version_command},
+      {"inspect", add_inspect_command},
+      {"hash", add_hash_command},
+  };
+  return kCommands;
+}
+
+}  // namespace dmeval::cli

@@ -1,0 +1,24 @@
+// The command registry: every `dmeval` subcommand is one file that adds itself to the CLI through
+// a function listed in commands.cpp. Only commands that work are listed.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace dmeval::cli {
+
+struct CommandSpec {
+  const char* name;
+  // Adds the subcommand (options + callback) to the app.
+  std::function<void(CLI::App& app)> add;
+};
+
+const std::vector<CommandSpec>& command_registry();
+
+void add_version_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_hash_command(CLI::App& app);
+
+}  // namespace dmeval::cli
