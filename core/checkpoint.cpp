@@ -432,6 +432,15 @@ TensorData Checkpoint::read(ValueId tensor) const {
   return out;
 }
 
+TensorData Checkpoint::read_storage(size_t storage) const {
+  const StorageRef& s = impl_->doc.storages.at(storage);
+  TensorData out;
+  out.dtype = s.dtype;
+  out.shape = {s.numel};
+  out.bytes = impl_->read_storage_prefix(storage, impl_->storage_bytes(storage));
+  return out;
+}
+
 std::string Checkpoint::storage_problem(size_t storage) const {
   return impl_->locs.at(storage).problem;
 }

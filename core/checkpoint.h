@@ -54,6 +54,8 @@ class Checkpoint {
   // Reads a tensor's values (honouring storage offset and strides) into contiguous C order.
   TensorData read(ValueId tensor) const;
   TensorData read(std::string_view key_path) const { return read(find(key_path)); }
+  // A whole storage as a 1-D tensor (index into doc().storages).
+  TensorData read_storage(size_t storage) const;
   // Empty if the storage's bytes are all present, else a description of what is missing.
   std::string storage_problem(size_t storage) const;
 

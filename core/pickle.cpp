@@ -18,11 +18,12 @@ enum class Callable : uint8_t {
   kRebuildTensor,    // torch._utils._rebuild_tensor(storage, offset, size, stride)
   kRebuildParam,     // torch._utils._rebuild_parameter(tensor, requires_grad, hooks)
   kRebuildParamWithState,
-  kStorageClass,  // torch.FloatStorage etc.: only meaningful inside persistent ids
-  kTorchSize,     // torch.Size(tuple) -> tuple
-  kCodecsEncode,  // _codecs.encode(str, 'latin1') -> bytes (how protocol 2 stores bytes)
-  kSet,           // builtins.set(list) -> set
-  kTorchDevice,   // torch.device('cuda', 0) -> string
+  kStorageClass,    // torch.FloatStorage etc.: only meaningful inside persistent ids
+  kTorchSize,       // torch.Size(tuple) -> tuple
+  kCodecsEncode,    // _codecs.encode(str, 'latin1') -> bytes (how protocol 2 stores bytes)
+  kSet,             // builtins.set(list) -> set
+  kTorchDevice,     // torch.device('cuda', 0) -> string
+  kRestoreTypeTag,  // torch.jit._pickle.restore_type_tag(value, 'Dict[str, Tensor]') -> value
 };
 
 struct AllowedGlobal {
@@ -41,6 +42,7 @@ constexpr AllowedGlobal kAllowedGlobals[] = {
     {"torch._utils", "_rebuild_parameter_with_state", Callable::kRebuildParamWithState},
     {"torch", "Size", Callable::kTorchSize},
     {"torch", "device", Callable::kTorchDevice},
+    {"torch.jit._pickle", "restore_type_tag", Callable::kRestoreTypeTag},  // libtorch's pickle_save
     {"_codecs", "encode", Callable::kCodecsEncode},
     {"builtins", "set", Callable::kSet},
     {"__builtin__", "set", Callable::kSet},
@@ -334,6 +336,9 @@ class Unpickler {
         if (!args.empty()) val(s).items = tuple_items(args[0], "set items");
         return s;
       }
+      case Callable::kRestoreTypeTag:
+        if (args.empty()) err("restore_type_tag without arguments");
+        return args[0];
       case Callable::kStorageClass: err("storage class {} called directly", f.s);
     }
     err("unsupported call");

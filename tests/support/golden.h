@@ -1,0 +1,41 @@
+// Access to the golden data set (DMEVAL_GOLDEN_DIR, default ../shared/golden next to the repo)
+// and helpers that read expected values from its MANIFEST.md files, so golden tests take their
+// cases from the data and pass on any data set laid out the same way.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dmeval::test {
+
+// The golden directory, or "" if it does not exist.
+std::string golden_dir();
+std::string golden_path(const std::string& relative);
+std::string read_text(const std::string& path);
+
+// Skips the current test with a clear message when the golden data is absent.
+#define DMEVAL_REQUIRE_GOLDEN()                                                                   \
+  do {                                                                                            \
+    if (::dmeval::test::golden_dir().empty())                                                     \
+      GTEST_SKIP() << "golden data not found: set DMEVAL_GOLDEN_DIR or provide ../shared/golden"; \
+  } while (0)
+
+// Rows of every Markdown table in `md` whose header row's first cell equals `first_header`.
+// Cells are trimmed; surrounding backticks are removed.
+std::vector<std::vector<std::string>> markdown_table(const std::string& md, const std::string& first_header);
+
+// The text of the section that starts with a heading containing `heading` (up to the next heading
+// of the same or higher level).
+std::string markdown_section(const std::string& md, const std::string& heading);
+
+// First match of an ECMAScript regex in text; returns capture group `group` or nullopt.
+std::optional<std::string> regex_find(const std::string& text, const std::string& pattern, int group = 1);
+// Parses "23,885,486" or "1,113,955" as an integer.
+long long parse_grouped_int(const std::string& s);
+// Parses "[40, 2048]" / "(64,3,11,11)" into dimensions.
+std::vector<int64_t> parse_dims(const std::string& s);
+
+}  // namespace dmeval::test
