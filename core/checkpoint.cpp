@@ -424,6 +424,12 @@ TensorData Checkpoint::read(ValueId tensor) const {
   const TensorRef& t = doc.tensor(doc.at(tensor));
   const size_t es = dtype_size(dt);
   int64_t extent = view_extent(t.offset, t.sizes, t.strides);
+  // A view can repeat storage elements (stride 0); refuse expansions no real checkpoint has, so a
+  // hostile file cannot make a few bytes ask for gigabytes.
+  const uint64_t out_bytes = static_cast<uint64_t>(checked_numel(t.sizes)) * es;
+  if (out_bytes > static_cast<uint64_t>(extent) * es * 1024 + (64u << 20))
+    fail("{}: tensor view {} with strides {} expands {} storage elements to {} bytes: refusing", impl_->path,
+         shape_str(t.sizes), shape_str(t.strides), extent, out_bytes);
   std::vector<uint8_t> storage = impl_->read_storage_prefix(t.storage, static_cast<uint64_t>(extent) * es);
   TensorData out;
   out.dtype = dt;

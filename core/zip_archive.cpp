@@ -4,6 +4,7 @@
 #include <zip.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "core/error.h"
 
@@ -14,6 +15,7 @@ constexpr uint64_t kMaxDeflateRatio = 1100;
 
 struct ZipReader::Impl {
   zip_t* za = nullptr;
+  uint64_t archive_bytes = 0;   // size of the whole archive: no entry can occupy more
   std::vector<uint8_t> memory;  // backing bytes for open_memory
   ~Impl() {
     if (za) zip_discard(za);
@@ -37,6 +39,8 @@ ZipReader ZipReader::open_file(const std::string& path) {
   int code = 0;
   r.impl_->za = zip_open(path.c_str(), ZIP_RDONLY, &code);
   if (!r.impl_->za) fail("{}: not a readable zip archive: {}", path, zip_error_text(code));
+  std::error_code ec;
+  r.impl_->archive_bytes = std::filesystem::file_size(path, ec);
   return r;
 }
 
@@ -45,6 +49,7 @@ ZipReader ZipReader::open_memory(const std::string& name, std::vector<uint8_t> d
   r.name_ = name;
   r.impl_ = std::make_shared<Impl>();
   r.impl_->memory = std::move(data);
+  r.impl_->archive_bytes = r.impl_->memory.size();
   zip_error_t err;
   zip_error_init(&err);
   zip_source_t* src = zip_source_buffer_create(r.impl_->memory.data(), r.impl_->memory.size(), 0, &err);
@@ -82,32 +87,39 @@ std::optional<size_t> ZipReader::find(const std::string& entry) const {
 }
 
 namespace {
-zip_stat_t stat_entry(zip_t* za, size_t index, const std::string& name) {
+// Entry metadata, checked so that nothing is allocated on the strength of a size the archive
+// cannot back: compressed bytes must fit in the archive, and deflate expands at most ~1032x.
+zip_stat_t stat_entry(const ZipReader::Impl& im, size_t index, const std::string& name) {
   zip_stat_t st;
   zip_stat_init(&st);
-  if (zip_stat_index(za, index, 0, &st) != 0)
-    fail("{}: cannot stat zip entry {}: {}", name, index, zip_strerror(za));
+  if (zip_stat_index(im.za, index, 0, &st) != 0)
+    fail("{}: cannot stat zip entry {}: {}", name, index, zip_strerror(im.za));
+  const char* entry = st.name ? st.name : "?";
+  if (st.comp_size > im.archive_bytes)
+    fail("{}: entry '{}' claims {} compressed bytes in an archive of {} bytes: corrupt or truncated", name,
+         entry, st.comp_size, im.archive_bytes);
+  if (st.comp_method == ZIP_CM_STORE && st.size != st.comp_size)
+    fail("{}: stored entry '{}' declares {} bytes but occupies {}", name, entry, st.size, st.comp_size);
+  if (st.comp_method != ZIP_CM_STORE && st.size > st.comp_size * kMaxDeflateRatio + 4096)
+    fail("{}: entry '{}' claims {} bytes from {} compressed bytes: corrupt", name, entry, st.size, st.comp_size);
   return st;
 }
 }  // namespace
 
 uint64_t ZipReader::entry_size(size_t index) const {
-  return stat_entry(impl_->za, index, name_).size;
+  return stat_entry(*impl_, index, name_).size;
 }
 uint64_t ZipReader::entry_compressed_size(size_t index) const {
-  return stat_entry(impl_->za, index, name_).comp_size;
+  return stat_entry(*impl_, index, name_).comp_size;
 }
 bool ZipReader::entry_is_stored(size_t index) const {
-  return stat_entry(impl_->za, index, name_).comp_method == ZIP_CM_STORE;
+  return stat_entry(*impl_, index, name_).comp_method == ZIP_CM_STORE;
 }
 
 void ZipReader::read_prefix(size_t index, uint8_t* dst, uint64_t n) const {
-  zip_stat_t st = stat_entry(impl_->za, index, name_);
+  zip_stat_t st = stat_entry(*impl_, index, name_);
   std::string entry = st.name ? st.name : std::to_string(index);
   if (n > st.size) fail("{}: entry '{}' is truncated: {} bytes needed, {} present", name_, entry, n, st.size);
-  if (st.comp_method != ZIP_CM_STORE && st.size > st.comp_size * kMaxDeflateRatio + 4096)
-    fail("{}: entry '{}' claims {} bytes from {} compressed bytes: corrupt", name_, entry, st.size,
-         st.comp_size);
   zip_file_t* f = zip_fopen_index(impl_->za, index, 0);
   if (!f) fail("{}: cannot open entry '{}': {}", name_, entry, zip_strerror(impl_->za));
   uint64_t done = 0;
@@ -128,12 +140,7 @@ void ZipReader::read_prefix(size_t index, uint8_t* dst, uint64_t n) const {
 }
 
 std::vector<uint8_t> ZipReader::read(size_t index) const {
-  zip_stat_t st = stat_entry(impl_->za, index, name_);
-  if (st.comp_method == ZIP_CM_STORE && st.size != st.comp_size)
-    fail("{}: stored entry {} declares {} bytes but occupies {}", name_, index, st.size, st.comp_size);
-  if (st.comp_method != ZIP_CM_STORE && st.size > st.comp_size * kMaxDeflateRatio + 4096)
-    fail("{}: entry {} claims {} bytes from {} compressed bytes: corrupt", name_, index, st.size,
-         st.comp_size);
+  zip_stat_t st = stat_entry(*impl_, index, name_);
   std::vector<uint8_t> out(st.size);
   read_prefix(index, out.data(), st.size);
   return out;

@@ -30,8 +30,9 @@ class ZipReader {
   // Reads the first n bytes of an entry into dst (n <= declared size).
   void read_prefix(size_t index, uint8_t* dst, uint64_t n) const;
 
- private:
   struct Impl;
+
+ private:
   std::shared_ptr<Impl> impl_;
   std::string name_;
 };
