@@ -10,7 +10,10 @@ pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
-find_package(OpenCV REQUIRED COMPONENTS core imgcodecs)
+# OpenCV decodes the non-PNG image formats (JPEG, BMP, TIFF, WebP, PGM/PPM). Optional so that a
+# minimal build (e.g. on a GPU machine with carried packages) still reads PNG through libpng.
+find_package(OpenCV QUIET COMPONENTS core imgcodecs)
+option(DMEVAL_OPENCV "Decode JPEG/BMP/TIFF/WebP through OpenCV" ${OpenCV_FOUND})
 
 # libtorch: the CMake config of the Debian package lives in /usr/lib/<triplet>/cmake/Torch.
 find_package(Torch REQUIRED)

@@ -1,7 +1,9 @@
 #include "core/image.h"
 
+#ifdef DMEVAL_HAVE_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#endif
 
 #include "core/atomic_file.h"
 #include "core/byte_source.h"
@@ -12,6 +14,7 @@ namespace dmeval {
 namespace {
 constexpr uint64_t kMaxImageFileBytes = uint64_t{1} << 31;
 
+#ifdef DMEVAL_HAVE_OPENCV
 // Everything that is not PNG: OpenCV decodes with IMREAD_UNCHANGED (no EXIF rotation, as PIL's
 // open() + convert() does not rotate either), then the same channel rules as the PNG path.
 Image decode_with_opencv(const std::string& name, const uint8_t* data, size_t size,
@@ -54,6 +57,12 @@ Image decode_with_opencv(const std::string& name, const uint8_t* data, size_t si
   }
   return img;
 }
+#else
+Image decode_with_opencv(const std::string& name, const uint8_t*, size_t, const ImageLimits&) {
+  fail("{}: not a PNG, and this dmeval was built without OpenCV (DMEVAL_OPENCV=OFF), which decodes "
+       "JPEG, BMP, TIFF and WebP", name);
+}
+#endif
 }  // namespace
 
 Image decode_image(const std::string& name, const uint8_t* data, size_t size, const ImageLimits& limits) {

@@ -19,6 +19,8 @@ struct RuntimeInfo {
   int intra_op_threads = 0;
   int hardware_threads = 0;
   std::string parallel_backend;  // at::get_parallel_info() summary line
+  std::string blas_library;      // resolved path of the loaded libblas (reference BLAS is slow)
+  bool blas_is_reference = false;
 };
 
 RuntimeInfo runtime_info();

@@ -24,7 +24,9 @@ void add_version_command(CLI::App& app) {
                                   {"cuda_devices", r.cuda_devices},
                                   {"intra_op_threads", r.intra_op_threads},
                                   {"hardware_threads", r.hardware_threads},
-                                  {"parallel_backend", r.parallel_backend}};
+                                  {"parallel_backend", r.parallel_backend},
+                                  {"blas", r.blas_library},
+                                  {"blas_is_reference", r.blas_is_reference}};
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
@@ -34,6 +36,8 @@ void add_version_command(CLI::App& app) {
     std::printf("CUDA available   %s", r.cuda_available ? "yes" : "no");
     if (r.cuda_available) std::printf(" (%d device%s)", r.cuda_devices, r.cuda_devices == 1 ? "" : "s");
     std::printf("\nthreads          %d intra-op (machine has %d)\n", r.intra_op_threads, r.hardware_threads);
+    std::printf("BLAS             %s%s\n", r.blas_library.empty() ? "(none loaded)" : r.blas_library.c_str(),
+                r.blas_is_reference ? "  [reference BLAS: ~40x slower; apt-get install libopenblas0-openmp]" : "");
   });
 }
 
