@@ -57,6 +57,12 @@ std::vector<std::string> split_row(const std::string& line) {
 }
 }  // namespace
 
+std::string python_json_text(const std::string& text) {
+  // Only outside strings: the tokens appear as values after ':' , '[' or ','.
+  static const std::regex token("([:\\[,]\\s*)(-?Infinity|NaN)");
+  return std::regex_replace(text, token, "$1null");
+}
+
 std::vector<std::vector<std::string>> markdown_table(const std::string& md, const std::string& first_header) {
   std::vector<std::vector<std::string>> rows;
   std::istringstream in(md);

@@ -23,6 +23,9 @@ std::string read_text(const std::string& path);
       GTEST_SKIP() << "golden data not found: set DMEVAL_GOLDEN_DIR or provide ../shared/golden"; \
   } while (0)
 
+// JSON as Python's json module writes it: bare NaN / Infinity / -Infinity become null.
+std::string python_json_text(const std::string& text);
+
 // Rows of every Markdown table in `md` whose header row's first cell equals `first_header`.
 // Cells are trimmed; surrounding backticks are removed.
 std::vector<std::vector<std::string>> markdown_table(const std::string& md, const std::string& first_header);

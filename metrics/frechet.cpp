@@ -1,0 +1,95 @@
+#include "metrics/frechet.h"
+
+#include <limits>
+
+#include "core/error.h"
+#include "core/tensor_data.h"
+
+namespace dmeval {
+
+const char* frechet_route_name(FrechetRoute r) {
+  switch (r) {
+    case FrechetRoute::kSymmetricEigen: return "symmetric-eigen";
+    case FrechetRoute::kEigvals: return "eigvals (torch-fidelity)";
+    case FrechetRoute::kCrossGram: return "cross-gram singular values";
+  }
+  return "?";
+}
+
+namespace {
+void check_stats(const FeatureStats& a, const FeatureStats& b) {
+  if (a.mu.numel() != b.mu.numel())
+    fail("statistics of different dimensions: {} vs {} (features from different taps or networks?)",
+         a.mu.numel(), b.mu.numel());
+  const int64_t d = a.mu.numel();
+  for (const FeatureStats* s : {&a, &b}) {
+    if (s->sigma.dim() != 2 || s->sigma.size(0) != d || s->sigma.size(1) != d)
+      fail("covariance of shape {} does not match mean of dimension {}", shape_str(s->sigma.sizes().vec()),
+           d);
+    if (!torch::isfinite(s->mu).all().item<bool>() || !torch::isfinite(s->sigma).all().item<bool>())
+      fail("statistics contain NaN or Inf");
+  }
+}
+
+double mean_term(const FeatureStats& a, const FeatureStats& b) {
+  torch::Tensor d = a.mu.to(torch::kFloat64) - b.mu.to(torch::kFloat64);
+  return d.dot(d).item<double>();
+}
+}  // namespace
+
+FrechetResult frechet_distance(const FeatureStats& a, const FeatureStats& b, FrechetRoute route) {
+  check_stats(a, b);
+  torch::NoGradGuard no_grad;
+  torch::Tensor s1 = a.sigma.to(torch::kFloat64), s2 = b.sigma.to(torch::kFloat64);
+  FrechetResult r;
+  r.route = route;
+  r.mean_term = mean_term(a, b);
+  switch (route) {
+    case FrechetRoute::kSymmetricEigen: {
+      // Eigenvalues below the float64 rounding floor (eps * largest) are zero: their square
+      // roots would otherwise inject ~1e-8 noise per null direction (dead units, N <= D).
+      auto floor_zero = [](const torch::Tensor& ev) {
+        double floor = std::numeric_limits<double>::epsilon() * ev.abs().max().item<double>();
+        return torch::where(ev > floor, ev, torch::zeros_like(ev));
+      };
+      auto [lam, v] = torch::linalg::eigh(s1, "L");
+      double scale = std::max(lam.abs().max().item<double>(), 1e-300);
+      r.singular = lam.min().item<double>() <= 1e-12 * scale;
+      torch::Tensor root = torch::mm(v * floor_zero(lam).sqrt(), v.t());  // S1^(1/2)
+      torch::Tensor m = torch::mm(torch::mm(root, s2), root);
+      m = (m + m.t()) / 2;
+      torch::Tensor mu = floor_zero(torch::linalg::eigvalsh(m, "L"));
+      r.trace_sqrt = mu.clamp_min(0).sqrt().sum().item<double>();
+      break;
+    }
+    case FrechetRoute::kEigvals: {
+      torch::Tensor ev = torch::linalg::eigvals(torch::mm(s1, s2));
+      r.trace_sqrt = torch::real(torch::sqrt(ev)).sum().item<double>();
+      break;
+    }
+    case FrechetRoute::kCrossGram: fail("the cross-Gram route needs the features, not statistics");
+  }
+  r.value = r.mean_term + s1.trace().item<double>() + s2.trace().item<double>() - 2 * r.trace_sqrt;
+  return r;
+}
+
+FrechetResult frechet_distance_features(const torch::Tensor& x1, const torch::Tensor& x2) {
+  if (x1.dim() != 2 || x2.dim() != 2 || x1.size(1) != x2.size(1))
+    fail("feature matrices of shapes {} and {} cannot be compared", shape_str(x1.sizes().vec()),
+         shape_str(x2.sizes().vec()));
+  FeatureStats a = stats_from_features(x1), b = stats_from_features(x2);
+  const int64_t d = x1.size(1);
+  if (x1.size(0) > d && x2.size(0) > d) return frechet_distance(a, b, FrechetRoute::kSymmetricEigen);
+  torch::NoGradGuard no_grad;
+  torch::Tensor c1 = x1.to(torch::kFloat64) - a.mu, c2 = x2.to(torch::kFloat64) - b.mu;
+  FrechetResult r;
+  r.route = FrechetRoute::kCrossGram;
+  r.singular = true;
+  r.mean_term = mean_term(a, b);
+  torch::Tensor sv = torch::linalg::svdvals(torch::mm(c1, c2.t()), c10::nullopt);
+  r.trace_sqrt = sv.sum().item<double>() / std::sqrt(static_cast<double>(x1.size(0) - 1) * (x2.size(0) - 1));
+  r.value = r.mean_term + a.sigma.trace().item<double>() + b.sigma.trace().item<double>() - 2 * r.trace_sqrt;
+  return r;
+}
+
+}  // namespace dmeval
