@@ -36,8 +36,9 @@ void add_version_command(CLI::App& app) {
     std::printf("CUDA available   %s", r.cuda_available ? "yes" : "no");
     if (r.cuda_available) std::printf(" (%d device%s)", r.cuda_devices, r.cuda_devices == 1 ? "" : "s");
     std::printf("\nthreads          %d intra-op (machine has %d)\n", r.intra_op_threads, r.hardware_threads);
-    std::printf("BLAS             %s%s\n", r.blas_library.empty() ? "(none loaded)" : r.blas_library.c_str(),
-                r.blas_is_reference ? "  [reference BLAS: ~40x slower; apt-get install libopenblas0-openmp]" : "");
+    std::printf(
+        "BLAS             %s%s\n", r.blas_library.empty() ? "(none loaded)" : r.blas_library.c_str(),
+        r.blas_is_reference ? "  [reference BLAS: ~40x slower; apt-get install libopenblas0-openmp]" : "");
   });
 }
 

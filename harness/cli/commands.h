@@ -20,5 +20,9 @@ const std::vector<CommandSpec>& command_registry();
 void add_version_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_hash_command(CLI::App& app);
+void add_features_command(CLI::App& app);
+void add_stats_command(CLI::App& app);
+void add_fid_command(CLI::App& app);
+void add_score_command(CLI::App& app);
 
 }  // namespace dmeval::cli

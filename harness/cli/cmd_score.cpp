@@ -1,0 +1,137 @@
+// `dmeval score GEN --ref REF --metrics fid,sfid,is,precision,recall,kid`: every requested metric
+// from one pass over the generated images.
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "harness/cli/commands.h"
+#include "harness/cli/inception_cli.h"
+#include "metrics/inception_score.h"
+#include "metrics/kid.h"
+#include "metrics/precision_recall.h"
+
+namespace dmeval::cli {
+
+void add_score_command(CLI::App& app) {
+  struct Opts {
+    InceptionOptions inception;
+    std::string gen, ref, metrics = "fid,sfid,is,precision,recall,kid", is_scheme = "torch-fidelity";
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd =
+      app.add_subcommand("score", "FID, sFID, IS, precision/recall and KID from one pass over the images");
+  cmd->add_option("gen", o->gen, "generated images: folder or .npz batch (arr_0)")->required();
+  cmd->add_option("--ref", o->ref, "reference: folder, .npz batch, or statistics .npz (FID/sFID only)")
+      ->required();
+  cmd->add_option("--metrics", o->metrics, "comma-separated subset of fid,sfid,is,precision,recall,kid");
+  cmd->add_option("--is-scheme", o->is_scheme,
+                  "IS splits: torch-fidelity (10 shuffled) or adm (consecutive 5000)")
+      ->check(CLI::IsMember({"torch-fidelity", "adm"}));
+  add_inception_options(cmd, o->inception);
+  cmd->callback([o] {
+    std::set<std::string> want;
+    std::stringstream ss(o->metrics);
+    for (std::string m; std::getline(ss, m, ',');) {
+      if (!std::set<std::string>{"fid", "sfid", "is", "precision", "recall", "kid"}.count(m))
+        fail("unknown metric '{}' (valid: fid, sfid, is, precision, recall, kid)", m);
+      want.insert(m);
+    }
+    const bool need_pool3 = want.count("precision") || want.count("recall") || want.count("kid");
+    InceptionSetup s = load_inception(o->inception);
+    // Small sets (N <= D) have singular covariances: keep their features for the exact
+    // cross-Gram route of the Fréchet distance.
+    constexpr int64_t kKeepFeaturesUpTo = 4096;
+    auto small = [&](const std::string& path) {
+      std::error_code ec;
+      return !std::filesystem::is_regular_file(path, ec) || !read_stats_file(path)
+                 ? open_image_source(path, FolderRule::kPytorchFid)->size() <= kKeepFeaturesUpTo
+                 : false;
+    };
+    const bool keep_small = small(o->gen) && small(o->ref);
+    auto make_sink = [&](bool logits) {
+      std::vector<std::string> keep;
+      if (need_pool3 || (keep_small && want.count("fid"))) keep.push_back("pool3");
+      if (keep_small && want.count("sfid")) keep.push_back("spatial");
+      if (logits) keep.push_back("logits-unbiased");
+      return InceptionFeatureSink(s.net, s.mode, keep, want.count("fid") > 0, want.count("sfid") > 0);
+    };
+    InceptionFeatureSink gen = make_sink(want.count("is") > 0);
+    PumpReport gr = run_images(o->gen, o->inception, gen);
+
+    nlohmann::ordered_json j;
+    j["provenance"] = provenance(s, o->inception);
+    j["n_gen"] = gr.images;
+    std::optional<FeatureStats> ref_stats = read_stats_file(o->ref),
+                                ref_spatial = read_stats_file(o->ref, "mu_s", "sigma_s");
+    std::optional<InceptionFeatureSink> ref;
+    if (!ref_stats) {
+      ref.emplace(make_sink(false));
+      j["n_ref"] = run_images(o->ref, o->inception, *ref).images;
+      if (want.count("fid")) ref_stats = ref->pool3_moments()->finalize();
+      if (want.count("sfid")) ref_spatial = ref->spatial_moments()->finalize();
+    } else {
+      j["ref_kind"] = "statistics file";
+      if (need_pool3) fail("{}: precision, recall and KID need the reference images, not statistics", o->ref);
+      if (want.count("sfid") && !ref_spatial) fail("{}: has no mu_s/sigma_s for sFID", o->ref);
+    }
+    nlohmann::ordered_json m;
+    auto distance = [&](const FeatureStats& a, const FeatureStats& b, const std::string& tap) {
+      FrechetResult f = frechet_distance(a, b);
+      if (f.singular && ref && gen.features(tap).size(0) > 0 && ref->features(tap).size(0) > 0)
+        f = frechet_distance_features(gen.features(tap), ref->features(tap));
+      return f;
+    };
+    if (want.count("fid")) {
+      FrechetResult f = distance(gen.pool3_moments()->finalize(), *ref_stats, "pool3");
+      m["fid"] = {{"value", f.value}, {"features", "pool3 (2048)"}, {"route", frechet_route_name(f.route)}};
+    }
+    if (want.count("sfid")) {
+      FrechetResult f = distance(gen.spatial_moments()->finalize(), *ref_spatial, "spatial");
+      m["sfid"] = {{"value", f.value},
+                   {"features", "Mixed_6d.branch1x1[:7] (2023)"},
+                   {"route", frechet_route_name(f.route)}};
+    }
+    if (want.count("is")) {
+      torch::Tensor logits = gen.features("logits-unbiased");
+      InceptionScore is = o->is_scheme == "adm"
+                              ? inception_score_adm(logits)
+                              : inception_score_torch_fidelity(logits, std::min<int64_t>(10, logits.size(0)));
+      m["is"] = {{"value", is.mean},
+                 {"std", is.std},
+                 {"scheme", is.scheme},
+                 {"features", "logits without bias (1008)"}};
+    }
+    if (want.count("precision") || want.count("recall")) {
+      PrecisionRecall pr = precision_recall(ref->features("pool3"), gen.features("pool3"));
+      if (want.count("precision"))
+        m["precision"] = {{"value", pr.precision}, {"k", 3}, {"features", "pool3 (2048)"}};
+      if (want.count("recall")) m["recall"] = {{"value", pr.recall}, {"k", 3}, {"features", "pool3 (2048)"}};
+    }
+    if (want.count("kid")) {
+      torch::Tensor g = gen.features("pool3"), r = ref->features("pool3");
+      bool subsets = g.size(0) >= 1000 && r.size(0) >= 1000;
+      KernelDistance k = subsets ? kid_torch_fidelity(g, r) : kid_full(g, r);
+      m["kid"] = {
+          {"value", k.mean},
+          {"std", k.std},
+          {"subsets", k.subsets},
+          {"subset_size", k.subset_size},
+          {"scheme", subsets ? "torch-fidelity (100 x 1000, RandomState(2020))" : "one subset = all rows"}};
+    }
+    j["metrics"] = m;
+    if (o->inception.json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    std::printf("%lld generated images, preprocessing %s, weights %s%s\n", static_cast<long long>(gr.images),
+                o->inception.mode.c_str(), s.weights_sha256.substr(0, 12).c_str(),
+                s.weights_known ? "" : " (not the published file)");
+    for (auto it = m.begin(); it != m.end(); ++it)
+      std::printf("  %-10s %.6f   [%s]\n", it.key().c_str(), it.value()["value"].get<double>(),
+                  it.value().value("features", std::string()).c_str());
+  });
+}
+
+}  // namespace dmeval::cli

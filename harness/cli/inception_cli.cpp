@@ -1,0 +1,103 @@
+#include "harness/cli/inception_cli.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/known_files.h"
+#include "core/npy.h"
+#include "core/torch_bridge.h"
+
+namespace dmeval::cli {
+
+namespace {
+constexpr const char* kWeightsName = "pt_inception-2015-12-05-6726825d.pth";
+
+std::string default_weights_path() {
+  if (const char* env = std::getenv("DMEVAL_WEIGHTS")) return env;
+  std::string hub;
+  if (const char* th = std::getenv("TORCH_HOME"))
+    hub = std::string(th) + "/hub/checkpoints";
+  else if (const char* home = std::getenv("HOME"))
+    hub = std::string(home) + "/.cache/torch/hub/checkpoints";
+  return hub + "/" + kWeightsName;
+}
+}  // namespace
+
+void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode) {
+  cmd->add_option("--weights", o.weights,
+                  "FID Inception weights (default: $DMEVAL_WEIGHTS, else ~/.cache/torch/hub/checkpoints/" +
+                      std::string(kWeightsName) + ")");
+  if (with_mode)
+    cmd->add_option("--mode", o.mode, "preprocessing of the tool to reproduce")
+        ->check(CLI::IsMember(preprocess_mode_names()));
+  cmd->add_option("--batch", o.batch, "images per network batch")->check(CLI::PositiveNumber);
+  cmd->add_flag("--skip-bad", o.skip_bad, "report unreadable images and continue without them");
+  cmd->add_flag("--allow-unknown-weights", o.allow_unknown_weights,
+                "accept a weight file whose SHA-256 is not the published one (recorded with the result)");
+  cmd->add_flag("--json", o.json, "machine-readable output");
+}
+
+InceptionSetup load_inception(const InceptionOptions& o) {
+  InceptionSetup s;
+  s.weights_path = o.weights.empty() ? default_weights_path() : o.weights;
+  const KnownFile* known = find_known_file_by_name(kWeightsName);
+  if (!std::filesystem::exists(s.weights_path))
+    fail(
+        "FID Inception weights not found at {}. Put {} there (SHA-256 {}, from {}) or pass --weights FILE / "
+        "set "
+        "DMEVAL_WEIGHTS.",
+        s.weights_path, kWeightsName, known->sha256, known->url);
+  s.weights_sha256 = sha256_file(s.weights_path);
+  s.weights_known = s.weights_sha256 == known->sha256;
+  if (!s.weights_known && !o.allow_unknown_weights)
+    fail(
+        "{}: SHA-256 {} is not the published FID Inception weights ({}); results would not be comparable. "
+        "Pass "
+        "--allow-unknown-weights to use it anyway (the hash is recorded with every result).",
+        s.weights_path, s.weights_sha256, known->sha256);
+  s.mode = *preprocess_mode_from_name(o.mode);
+  s.net->load(Checkpoint::open(s.weights_path));
+  return s;
+}
+
+PumpReport run_images(const std::string& path, const InceptionOptions& o, InceptionFeatureSink& sink) {
+  FolderRule rule = o.mode == "tf" ? FolderRule::kTorchFidelity : FolderRule::kPytorchFid;
+  auto source = open_image_source(path, rule);
+  if (source->size() == 0) fail("{}: no images found ({})", path, source->describe());
+  PumpOptions po;
+  po.batch_size = o.batch;
+  po.skip_bad = o.skip_bad;
+  PumpReport r = pump(*source, sink, po);
+  for (const auto& s : r.skipped) std::fprintf(stderr, "dmeval: skipped %s\n", s.c_str());
+  return r;
+}
+
+nlohmann::ordered_json provenance(const InceptionSetup& s, const InceptionOptions& o) {
+  return {{"feature_network", "FID Inception (pt_inception-2015-12-05)"},
+          {"weights", s.weights_path},
+          {"weights_sha256", s.weights_sha256},
+          {"weights_published", s.weights_known},
+          {"preprocessing", o.mode}};
+}
+
+std::optional<FeatureStats> read_stats_file(const std::string& path, const std::string& mu_key,
+                                            const std::string& sigma_key) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
+  NpzReader z = NpzReader::open(path);
+  if (!z.contains(mu_key) || !z.contains(sigma_key)) return std::nullopt;
+  FeatureStats st;
+  st.mu = to_torch(z.read(mu_key)).to(torch::kFloat64);
+  st.sigma = to_torch(z.read(sigma_key)).to(torch::kFloat64);
+  if (st.mu.dim() != 1 || st.sigma.dim() != 2 || st.sigma.size(0) != st.mu.size(0) ||
+      st.sigma.size(1) != st.mu.size(0))
+    fail("{}: {} {} and {} {} are not a mean and covariance", path, mu_key, shape_str(st.mu.sizes().vec()),
+         sigma_key, shape_str(st.sigma.sizes().vec()));
+  return st;
+}
+
+}  // namespace dmeval::cli

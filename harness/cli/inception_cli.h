@@ -1,0 +1,49 @@
+// What the Inception commands (features, stats, fid, score) share: weight-file resolution and
+// verification, the preprocessing mode, and turning an input path into features or statistics.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "metrics/frechet.h"
+#include "metrics/image_source.h"
+#include "metrics/inception_features.h"
+
+namespace dmeval::cli {
+
+struct InceptionOptions {
+  std::string weights;  // empty: DMEVAL_WEIGHTS, then the torch hub cache
+  std::string mode = "pytorch-fid";
+  int64_t batch = 50;
+  bool skip_bad = false;
+  bool allow_unknown_weights = false;
+  bool json = false;
+};
+
+void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode = true);
+
+struct InceptionSetup {
+  FidInception net;
+  PreprocessMode mode;
+  std::string weights_path;
+  std::string weights_sha256;
+  bool weights_known = false;  // the published pt_inception file
+};
+
+// Resolves and checks the weight file (SHA-256 against the published one; any other file needs
+// --allow-unknown-weights) and loads the network.
+InceptionSetup load_inception(const InceptionOptions& o);
+
+// Runs every image of `path` (folder or .npz batch) through the sink; prints skipped files.
+PumpReport run_images(const std::string& path, const InceptionOptions& o, InceptionFeatureSink& sink);
+
+// Provenance every result carries.
+nlohmann::ordered_json provenance(const InceptionSetup& s, const InceptionOptions& o);
+
+// A stats .npz (mu/sigma, optionally mu_s/sigma_s) if `path` is one; nullopt otherwise.
+std::optional<FeatureStats> read_stats_file(const std::string& path, const std::string& mu_key = "mu",
+                                            const std::string& sigma_key = "sigma");
+
+}  // namespace dmeval::cli

@@ -1,0 +1,43 @@
+// Image sources for the metrics: a folder (per a tool's discovery rule), a list of files, or an
+// ADM-style .npz batch (`arr_0`, uint8 N x H x W x 3). pump() decodes in parallel and feeds
+// fixed-size batches, in index order, to a sink.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/image_folder.h"
+#include "core/image_sink.h"
+
+namespace dmeval {
+
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  virtual int64_t size() const = 0;
+  virtual std::string name(int64_t i) const = 0;
+  virtual Image load(int64_t i) const = 0;  // throws dmeval::Error naming the file
+  virtual std::string describe() const = 0;
+};
+
+std::unique_ptr<ImageSource> folder_source(const std::string& dir, FolderRule rule);
+std::unique_ptr<ImageSource> npz_batch_source(const std::string& path);  // arr_0
+// A folder or an .npz image batch, by what the path is.
+std::unique_ptr<ImageSource> open_image_source(const std::string& path, FolderRule rule);
+
+struct PumpOptions {
+  int64_t batch_size = 50;
+  bool skip_bad = false;  // report unreadable images and continue (they are not counted)
+  std::function<void(int64_t done, int64_t total)> progress;
+};
+
+struct PumpReport {
+  int64_t images = 0;
+  std::vector<std::string> skipped;  // "path: reason"
+};
+
+PumpReport pump(const ImageSource& source, ImageSink& sink, const PumpOptions& options);
+
+}  // namespace dmeval

@@ -1,0 +1,95 @@
+#include "metrics/inception_features.h"
+
+#include <ATen/Parallel.h>
+
+#include "core/error.h"
+
+namespace dmeval {
+
+namespace {
+struct TapInfo {
+  const char* name;
+  int64_t dim;
+  bool InceptionTaps::*flag;
+  torch::Tensor InceptionOutput::*field;
+};
+const TapInfo kTaps[] = {
+    {"pool3", 2048, &InceptionTaps::pool3, &InceptionOutput::pool3},
+    {"logits", 1008, &InceptionTaps::logits, &InceptionOutput::logits},
+    {"logits-unbiased", 1008, &InceptionTaps::logits_unbiased, &InceptionOutput::logits_unbiased},
+    {"spatial", 2023, &InceptionTaps::spatial, &InceptionOutput::spatial},
+    {"pool-64", 64, &InceptionTaps::pool_64, &InceptionOutput::pool_64},
+    {"pool-192", 192, &InceptionTaps::pool_192, &InceptionOutput::pool_192},
+    {"mixed-6e-768", 768, &InceptionTaps::mixed_6e_768, &InceptionOutput::mixed_6e_768},
+};
+const TapInfo& tap_info(const std::string& name) {
+  for (const auto& t : kTaps)
+    if (name == t.name) return t;
+  std::string valid;
+  for (const auto& t : kTaps) valid += (valid.empty() ? "" : ", ") + std::string(t.name);
+  fail("unknown Inception tap '{}' (valid: {})", name, valid);
+}
+}  // namespace
+
+const std::vector<std::string>& inception_tap_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& t : kTaps) v.emplace_back(t.name);
+    return v;
+  }();
+  return names;
+}
+
+InceptionTaps taps_from_names(const std::vector<std::string>& names) {
+  InceptionTaps taps;
+  taps.pool3 = false;
+  for (const auto& n : names) taps.*(tap_info(n).flag) = true;
+  return taps;
+}
+
+int64_t tap_dim(const std::string& name) {
+  return tap_info(name).dim;
+}
+
+InceptionFeatureSink::InceptionFeatureSink(FidInception net, PreprocessMode mode,
+                                           std::vector<std::string> keep, bool moments_pool3,
+                                           bool moments_spatial)
+    : net_(std::move(net)), mode_(mode), keep_(std::move(keep)) {
+  std::vector<std::string> needed = keep_;
+  if (moments_pool3) {
+    needed.push_back("pool3");
+    pool3_.emplace(2048);
+  }
+  if (moments_spatial) {
+    needed.push_back("spatial");
+    spatial_.emplace(2023);
+  }
+  taps_ = taps_from_names(needed);
+}
+
+void InceptionFeatureSink::consume(const ImageBatch& batch) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = static_cast<int64_t>(batch.images.size());
+  std::vector<torch::Tensor> inputs(n);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) inputs[i] = preprocess(batch.images[i], mode_);
+  });
+  InceptionOutput out = net_->forward(torch::stack(inputs), taps_);
+  if (pool3_) pool3_->add(batch.first_index, out.pool3);
+  if (spatial_) spatial_->add(batch.first_index, out.spatial);
+  for (const auto& tap : keep_) {
+    torch::Tensor t = out.*(tap_info(tap).field);
+    if (!torch::isfinite(t).all().item<bool>())
+      fail("NaN or Inf in Inception features of images {}..{}", batch.first_index, batch.first_index + n - 1);
+    stored_[tap].push_back(t.to(torch::kFloat32).contiguous());
+  }
+  count_ += n;
+}
+
+torch::Tensor InceptionFeatureSink::features(const std::string& tap) const {
+  auto it = stored_.find(tap);
+  if (it == stored_.end() || it->second.empty()) return torch::empty({0, tap_dim(tap)}, torch::kFloat32);
+  return torch::cat(it->second);
+}
+
+}  // namespace dmeval

@@ -1,0 +1,47 @@
+// An ImageSink that runs images through a tool's preprocessing and the FID Inception network and
+// keeps what the metrics need: exact mergeable moments of pool3 (FID) and spatial (sFID), and the
+// per-image features of the requested taps (IS logits, P/R and KID features, feature dumps).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/image_sink.h"
+#include "metrics/inception_net.h"
+#include "metrics/moments.h"
+#include "metrics/preprocess.h"
+
+namespace dmeval {
+
+// Tap names as the CLI spells them: pool3, logits, logits-unbiased, spatial, pool-64, pool-192, mixed-6e-768.
+const std::vector<std::string>& inception_tap_names();
+InceptionTaps taps_from_names(const std::vector<std::string>& names);  // throws listing the valid names
+int64_t tap_dim(const std::string& name);
+
+class InceptionFeatureSink : public ImageSink {
+ public:
+  // `keep` lists the taps whose per-image features are stored; moments are kept for pool3 and/or
+  // spatial when `moments_pool3` / `moments_spatial`.
+  InceptionFeatureSink(FidInception net, PreprocessMode mode, std::vector<std::string> keep,
+                       bool moments_pool3, bool moments_spatial);
+  void consume(const ImageBatch& batch) override;
+
+  int64_t count() const { return count_; }
+  const std::optional<MomentAccumulator>& pool3_moments() const { return pool3_; }
+  const std::optional<MomentAccumulator>& spatial_moments() const { return spatial_; }
+  // All stored features of a tap, N x D float32 in index order.
+  torch::Tensor features(const std::string& tap) const;
+
+ private:
+  FidInception net_;
+  PreprocessMode mode_;
+  std::vector<std::string> keep_;
+  InceptionTaps taps_;
+  std::optional<MomentAccumulator> pool3_, spatial_;
+  std::map<std::string, std::vector<torch::Tensor>> stored_;
+  int64_t count_ = 0;
+};
+
+}  // namespace dmeval
