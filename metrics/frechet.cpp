@@ -52,6 +52,19 @@ FrechetResult frechet_distance(const FeatureStats& a, const FeatureStats& b, Fre
         double floor = std::numeric_limits<double>::epsilon() * ev.abs().max().item<double>();
         return torch::where(ev > floor, ev, torch::zeros_like(ev));
       };
+      // Fast path: S1 = L L^T well conditioned, then S1 S2 ~ L^T S2 L (symmetric) and only
+      // eigenvalues are needed. Falls back to the eigh route when a pivot is tiny.
+      auto [chol, info] = torch::linalg_cholesky_ex(s1, /*upper=*/false, /*check_errors=*/false);
+      if (info.item<int64_t>() == 0) {
+        torch::Tensor dg = chol.diagonal();
+        double lo = dg.min().item<double>(), hi = dg.max().item<double>();
+        if (lo > 0 && lo * lo >= 1e-10 * hi * hi) {
+          torch::Tensor m = torch::mm(torch::mm(chol.t(), s2), chol);
+          m = (m + m.t()) / 2;
+          r.trace_sqrt = floor_zero(torch::linalg::eigvalsh(m, "L")).sqrt().sum().item<double>();
+          break;
+        }
+      }
       auto [lam, v] = torch::linalg::eigh(s1, "L");
       double scale = std::max(lam.abs().max().item<double>(), 1e-300);
       r.singular = lam.min().item<double>() <= 1e-12 * scale;
