@@ -272,15 +272,22 @@ void write_npy(const std::string& path, const TensorData& t) {
   f.commit();
 }
 
+namespace {
+std::vector<std::string> npy_entry_names(const ZipReader& zip) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < zip.size(); ++i) {
+    std::string n = zip.entry_name(i);
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".npy") == 0) names.push_back(n.substr(0, n.size() - 4));
+  }
+  return names;
+}
+}  // namespace
+
 NpzReader NpzReader::open(const std::string& path) {
   NpzReader r;
   r.path_ = path;
   r.zip_ = std::make_shared<ZipReader>(ZipReader::open_file(path));
-  for (size_t i = 0; i < r.zip_->size(); ++i) {
-    std::string n = r.zip_->entry_name(i);
-    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".npy") == 0)
-      r.names_.push_back(n.substr(0, n.size() - 4));
-  }
+  r.names_ = npy_entry_names(*r.zip_);
   return r;
 }
 
@@ -288,11 +295,7 @@ NpzReader NpzReader::from_memory(const std::string& name, std::vector<uint8_t> b
   NpzReader r;
   r.path_ = name;
   r.zip_ = std::make_shared<ZipReader>(ZipReader::open_memory(name, std::move(bytes)));
-  for (size_t i = 0; i < r.zip_->size(); ++i) {
-    std::string n = r.zip_->entry_name(i);
-    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".npy") == 0)
-      r.names_.push_back(n.substr(0, n.size() - 4));
-  }
+  r.names_ = npy_entry_names(*r.zip_);
   return r;
 }
 
