@@ -70,48 +70,45 @@ std::unique_ptr<ImageSource> open_image_source(const std::string& path, FolderRu
   fail("{}: no such folder or file", path);
 }
 
+namespace {
+// One batch as decoded: the images that loaded, and "path: reason" for those that did not.
+struct Decoded {
+  ImageBatch batch;
+  std::vector<std::string> skipped;
+};
+}  // namespace
+
 PumpReport pump(const ImageSource& source, ImageSink& sink, const PumpOptions& o) {
   PumpReport report;
   const int64_t total = source.size();
-  int64_t next_index = 0;  // global index of the next accepted image
-  // Decode batch k+1 on a worker thread while the sink consumes batch k.
   auto decode = [&source, &o](int64_t begin, int64_t end) {
-    std::vector<std::pair<int64_t, std::string>> errors;
-    ImageBatch b;
+    Decoded d;
     for (int64_t i = begin; i < end; ++i) {
       try {
-        b.images.push_back(source.load(i));
-        b.names.push_back(source.name(i));
+        d.batch.images.push_back(source.load(i));
+        d.batch.names.push_back(source.name(i));
       } catch (const Error& e) {
         if (!o.skip_bad) throw;
-        b.names.push_back(std::string("\x01") + e.what());  // marker: skipped
+        d.skipped.push_back(e.what());
       }
     }
-    return b;
+    return d;
   };
-  std::future<ImageBatch> pending;
+  // Decode batch k+1 on a worker thread while the sink consumes batch k.
+  std::future<Decoded> pending;
   if (total > 0) pending = std::async(std::launch::async, decode, 0, std::min(total, o.batch_size));
   for (int64_t begin = 0; begin < total; begin += o.batch_size) {
-    ImageBatch b = pending.get();
-    int64_t nb = begin + o.batch_size;
-    if (nb < total) pending = std::async(std::launch::async, decode, nb, std::min(total, nb + o.batch_size));
-    ImageBatch clean;
-    clean.first_index = next_index;
-    size_t k = 0;
-    for (const auto& n : b.names) {
-      if (!n.empty() && n[0] == '\x01') {
-        report.skipped.push_back(n.substr(1));
-        continue;
-      }
-      clean.names.push_back(n);
-      clean.images.push_back(std::move(b.images[k++]));
-    }
-    next_index += static_cast<int64_t>(clean.images.size());
-    if (!clean.images.empty()) sink.consume(clean);
-    if (o.progress) o.progress(std::min(total, begin + o.batch_size), total);
+    Decoded d = pending.get();
+    const int64_t next = begin + o.batch_size;
+    if (next < total)
+      pending = std::async(std::launch::async, decode, next, std::min(total, next + o.batch_size));
+    report.skipped.insert(report.skipped.end(), d.skipped.begin(), d.skipped.end());
+    d.batch.first_index = report.images;  // accepted images are numbered consecutively
+    report.images += static_cast<int64_t>(d.batch.images.size());
+    if (!d.batch.images.empty()) sink.consume(d.batch);
+    if (o.progress) o.progress(std::min(total, next), total);
   }
   sink.finish();
-  report.images = next_index;
   return report;
 }
 

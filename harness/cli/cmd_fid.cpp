@@ -65,11 +65,12 @@ void add_fid_command(CLI::App& app) {
         return *st;
       }
       if (!setup) setup = load_inception(o->inception);
-      bool keep = open_image_source(path, FolderRule::kPytorchFid)->size() <= kKeepFeaturesUpTo;
+      auto source = image_source_for(path, o->inception);
+      bool keep = source->size() <= kKeepFeaturesUpTo;
       InceptionFeatureSink sink(setup->net, setup->mode,
                                 keep ? std::vector<std::string>{"pool3"} : std::vector<std::string>{}, true,
                                 false);
-      PumpReport r = run_images(path, o->inception, sink);
+      PumpReport r = run_images(*source, o->inception, sink);
       FeatureStats st = sink.pool3_moments()->finalize();
       if (keep) features.push_back(sink.features("pool3"));
       sides.push_back({{"input", path}, {"kind", "images"}, {"n", st.count}, {"skipped", r.skipped.size()}});

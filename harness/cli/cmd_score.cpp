@@ -1,7 +1,6 @@
 // `dmeval score GEN --ref REF --metrics fid,sfid,is,precision,recall,kid`: every requested metric
 // from one pass over the generated images.
 #include <cstdio>
-#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -39,17 +38,21 @@ void add_score_command(CLI::App& app) {
       want.insert(m);
     }
     const bool need_pool3 = want.count("precision") || want.count("recall") || want.count("kid");
+    // A statistics file as reference is checked before any image is processed.
+    std::optional<FeatureStats> ref_stats = read_stats_file(o->ref),
+                                ref_spatial = read_stats_file(o->ref, "mu_s", "sigma_s");
+    if (ref_stats) {
+      if (need_pool3) fail("{}: precision, recall and KID need the reference images, not statistics", o->ref);
+      if (want.count("sfid") && !ref_spatial) fail("{}: has no mu_s/sigma_s for sFID", o->ref);
+    }
     InceptionSetup s = load_inception(o->inception);
+    auto gen_source = image_source_for(o->gen, o->inception);
+    auto ref_source = ref_stats ? nullptr : image_source_for(o->ref, o->inception);
     // Small sets (N <= D) have singular covariances: keep their features for the exact
     // cross-Gram route of the Fréchet distance.
     constexpr int64_t kKeepFeaturesUpTo = 4096;
-    auto small = [&](const std::string& path) {
-      std::error_code ec;
-      return !std::filesystem::is_regular_file(path, ec) || !read_stats_file(path)
-                 ? open_image_source(path, FolderRule::kPytorchFid)->size() <= kKeepFeaturesUpTo
-                 : false;
-    };
-    const bool keep_small = small(o->gen) && small(o->ref);
+    const bool keep_small =
+        ref_source && gen_source->size() <= kKeepFeaturesUpTo && ref_source->size() <= kKeepFeaturesUpTo;
     auto make_sink = [&](bool logits) {
       std::vector<std::string> keep;
       if (need_pool3 || (keep_small && want.count("fid"))) keep.push_back("pool3");
@@ -58,23 +61,19 @@ void add_score_command(CLI::App& app) {
       return InceptionFeatureSink(s.net, s.mode, keep, want.count("fid") > 0, want.count("sfid") > 0);
     };
     InceptionFeatureSink gen = make_sink(want.count("is") > 0);
-    PumpReport gr = run_images(o->gen, o->inception, gen);
+    PumpReport gr = run_images(*gen_source, o->inception, gen);
 
     nlohmann::ordered_json j;
     j["provenance"] = provenance(s, o->inception);
     j["n_gen"] = gr.images;
-    std::optional<FeatureStats> ref_stats = read_stats_file(o->ref),
-                                ref_spatial = read_stats_file(o->ref, "mu_s", "sigma_s");
     std::optional<InceptionFeatureSink> ref;
-    if (!ref_stats) {
+    if (ref_source) {
       ref.emplace(make_sink(false));
-      j["n_ref"] = run_images(o->ref, o->inception, *ref).images;
+      j["n_ref"] = run_images(*ref_source, o->inception, *ref).images;
       if (want.count("fid")) ref_stats = ref->pool3_moments()->finalize();
       if (want.count("sfid")) ref_spatial = ref->spatial_moments()->finalize();
     } else {
       j["ref_kind"] = "statistics file";
-      if (need_pool3) fail("{}: precision, recall and KID need the reference images, not statistics", o->ref);
-      if (want.count("sfid") && !ref_spatial) fail("{}: has no mu_s/sigma_s for sFID", o->ref);
     }
     nlohmann::ordered_json m;
     auto distance = [&](const FeatureStats& a, const FeatureStats& b, const std::string& tap) {

@@ -64,14 +64,23 @@ InceptionSetup load_inception(const InceptionOptions& o) {
   return s;
 }
 
-PumpReport run_images(const std::string& path, const InceptionOptions& o, InceptionFeatureSink& sink) {
+std::unique_ptr<ImageSource> image_source_for(const std::string& path, const InceptionOptions& o) {
+  // torch-fidelity (and ADM, which reads .npz) discover files differently from pytorch-fid.
   FolderRule rule = o.mode == "tf" ? FolderRule::kTorchFidelity : FolderRule::kPytorchFid;
   auto source = open_image_source(path, rule);
   if (source->size() == 0) fail("{}: no images found ({})", path, source->describe());
+  return source;
+}
+
+PumpReport run_images(const std::string& path, const InceptionOptions& o, InceptionFeatureSink& sink) {
+  return run_images(*image_source_for(path, o), o, sink);
+}
+
+PumpReport run_images(const ImageSource& source, const InceptionOptions& o, InceptionFeatureSink& sink) {
   PumpOptions po;
   po.batch_size = o.batch;
   po.skip_bad = o.skip_bad;
-  PumpReport r = pump(*source, sink, po);
+  PumpReport r = pump(source, sink, po);
   for (const auto& s : r.skipped) std::fprintf(stderr, "dmeval: skipped %s\n", s.c_str());
   return r;
 }
