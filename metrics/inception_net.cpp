@@ -13,10 +13,26 @@ BasicConv2dImpl::BasicConv2dImpl(int64_t in, int64_t out, torch::ExpandingArray<
       "conv", torch::nn::Conv2d(
                   torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false)));
   bn = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(out).eps(0.001)));
+  stride_ = {(*stride)[0], (*stride)[1]};
+  padding_ = {(*padding)[0], (*padding)[1]};
 }
 
 torch::Tensor BasicConv2dImpl::forward(const torch::Tensor& x) {
+  if (folded_weight_.defined())
+    return torch::conv2d(x, folded_weight_, folded_bias_, stride_, padding_).relu_();
   return torch::relu(bn->forward(conv->forward(x)));
+}
+
+void BasicConv2dImpl::set_fast(bool on) {
+  torch::NoGradGuard no_grad;
+  if (!on) {
+    folded_weight_ = folded_bias_ = torch::Tensor();
+    return;
+  }
+  // y = (conv(x) - mean) * gamma / sqrt(var + eps) + beta = conv'(x) + b'
+  torch::Tensor scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+  folded_weight_ = (conv->weight * scale.view({-1, 1, 1, 1})).contiguous(at::MemoryFormat::ChannelsLast);
+  folded_bias_ = bn->bias - bn->running_mean * scale;
 }
 
 namespace {
@@ -166,7 +182,7 @@ InceptionOutput FidInceptionImpl::forward(const torch::Tensor& input, const Ince
   auto spatial_mean = [](const torch::Tensor& t) {
     return F::adaptive_avg_pool2d(t, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
   };
-  torch::Tensor x = m.c2b(m.c2a(m.c1a(input)));
+  torch::Tensor x = m.c2b(m.c2a(m.c1a(fast_ ? input.contiguous(at::MemoryFormat::ChannelsLast) : input)));
   x = max_pool_s2(x);
   if (taps.pool_64) out.pool_64 = spatial_mean(x);
   x = m.c4a(m.c3b(x));
@@ -193,6 +209,12 @@ InceptionOutput FidInceptionImpl::forward(const torch::Tensor& input, const Ince
   return out;
 }
 
+void FidInceptionImpl::set_fast_path(bool on) {
+  fast_ = on;
+  for (const auto& module : modules(/*include_self=*/false))
+    if (auto* b = module->as<BasicConv2dImpl>()) b->set_fast(on);
+}
+
 void FidInceptionImpl::load(const Checkpoint& weights) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> src = load_tensors(weights);
@@ -213,6 +235,7 @@ void FidInceptionImpl::load(const Checkpoint& weights) {
     if (!src.count(name) && name.find("num_batches_tracked") == std::string::npos)
       fail("{}: missing entry '{}' of the FID Inception network", weights.path(), name);
   }
+  if (fast_) set_fast_path(true);
 }
 
 }  // namespace dmeval

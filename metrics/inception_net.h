@@ -33,10 +33,15 @@ class BasicConv2dImpl : public torch::nn::Module {
   BasicConv2dImpl(int64_t in, int64_t out, torch::ExpandingArray<2> kernel,
                   torch::ExpandingArray<2> stride = 1, torch::ExpandingArray<2> padding = 0);
   torch::Tensor forward(const torch::Tensor& x);
+  // Fast path: BatchNorm folded into the convolution's weight and bias (computed from the current
+  // parameters), weights in channels-last layout. Off = the reference conv -> BN -> ReLU.
+  void set_fast(bool on);
 
  private:
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
+  std::vector<int64_t> stride_, padding_;
+  torch::Tensor folded_weight_, folded_bias_;  // defined only on the fast path
 };
 TORCH_MODULE(BasicConv2d);
 
@@ -47,12 +52,18 @@ class FidInceptionImpl : public torch::nn::Module {
   InceptionOutput forward(const torch::Tensor& x, const InceptionTaps& taps);
 
   // Copies every tensor of the checkpoint into the parameters/buffers of the same name; throws
-  // naming the first missing, unexpected or mis-shaped entry.
+  // naming the first missing, unexpected or mis-shaped entry. Re-folds the fast path if it is on.
   void load(const Checkpoint& weights);
+
+  // The plain path (as pytorch-fid runs it) is the reference; the fast path folds BatchNorm into
+  // the convolutions and runs channels-last (oneDNN's faster layout). Tests compare the two.
+  void set_fast_path(bool on);
+  bool fast_path() const { return fast_; }
 
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
+  bool fast_ = false;
 };
 TORCH_MODULE(FidInception);
 

@@ -38,6 +38,10 @@ void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode) {
   cmd->add_flag("--skip-bad", o.skip_bad, "report unreadable images and continue without them");
   cmd->add_flag("--allow-unknown-weights", o.allow_unknown_weights,
                 "accept a weight file whose SHA-256 is not the published one (recorded with the result)");
+  cmd->add_flag(
+      "--reference-network", o.reference_network,
+      "run the network exactly as the tools do (conv, BN, ReLU) instead of the fast path (BN folded into "
+      "the convolutions, channels-last; equal within the golden tolerance, about 2x faster)");
   cmd->add_flag("--json", o.json, "machine-readable output");
 }
 
@@ -61,6 +65,7 @@ InceptionSetup load_inception(const InceptionOptions& o) {
         s.weights_path, s.weights_sha256, known->sha256);
   s.mode = *preprocess_mode_from_name(o.mode);
   s.net->load(Checkpoint::open(s.weights_path));
+  s.net->set_fast_path(!o.reference_network);
   return s;
 }
 
@@ -90,7 +95,9 @@ nlohmann::ordered_json provenance(const InceptionSetup& s, const InceptionOption
           {"weights", s.weights_path},
           {"weights_sha256", s.weights_sha256},
           {"weights_published", s.weights_known},
-          {"preprocessing", o.mode}};
+          {"preprocessing", o.mode},
+          {"network_path",
+           o.reference_network ? "reference (conv, BN, ReLU)" : "fast (BN folded, channels-last)"}};
 }
 
 std::optional<FeatureStats> read_stats_file(const std::string& path, const std::string& mu_key,

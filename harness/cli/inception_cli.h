@@ -19,6 +19,7 @@ struct InceptionOptions {
   int64_t batch = 50;
   bool skip_bad = false;
   bool allow_unknown_weights = false;
+  bool reference_network = false;  // plain conv->BN->ReLU instead of the fast path
   bool json = false;
 };
 

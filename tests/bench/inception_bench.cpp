@@ -22,9 +22,11 @@ static FidInception& network() {
   return net;
 }
 
+// Args: batch, threads, fast path (0 = reference conv->BN->ReLU, 1 = folded BN, channels-last).
 static void BM_InceptionNetwork(benchmark::State& state) {
   if (test::golden_dir().empty()) return state.SkipWithError("golden data not found");
   at::set_num_threads(static_cast<int>(state.range(1)));
+  network()->set_fast_path(state.range(2) != 0);
   torch::NoGradGuard no_grad;
   torch::Tensor x = torch::rand({state.range(0), 3, 299, 299}) * 2 - 1;
   InceptionTaps taps;
@@ -42,6 +44,7 @@ static void BM_PngToFeatures32px(benchmark::State& state) {
     png = f.read_vector(0, f.size());
   }
   const int batch = 50;
+  network()->set_fast_path(true);
   InceptionTaps taps;
   for (auto _ : state) {
     std::vector<torch::Tensor> in;
@@ -52,6 +55,16 @@ static void BM_PngToFeatures32px(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
-BENCHMARK(BM_InceptionNetwork)->Args({1, 1})->Args({50, 1})->Args({50, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_InceptionNetwork)
+    ->Args({1, 1, 0})
+    ->Args({1, 1, 1})
+    ->Args({50, 1, 0})
+    ->Args({50, 1, 1})
+    ->Args({50, 2, 0})
+    ->Args({50, 2, 1})
+    ->Args({8, 2, 1})
+    ->Args({16, 2, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_PngToFeatures32px)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_MAIN();

@@ -33,13 +33,20 @@ std::string stem(const std::string& file) {
   return n.substr(0, n.rfind('.'));
 }
 
-FidInception& net() {
-  static FidInception n = [] {
-    FidInception m;
-    m->load(Checkpoint::open(golden_path("inception/inception-random.pth")));
-    return m;
-  }();
-  return n;
+// The reference path (conv -> BN -> ReLU, as the tools run it) and the fast path (BN folded,
+// channels-last) must both meet the tolerance.
+FidInception& net(bool fast) {
+  static FidInception nets[2] = {FidInception(), FidInception()};
+  static bool loaded = false;
+  if (!loaded) {
+    Checkpoint ck = Checkpoint::open(golden_path("inception/inception-random.pth"));
+    for (int f = 0; f < 2; ++f) {
+      nets[f]->load(ck);
+      nets[f]->set_fast_path(f == 1);
+    }
+    loaded = true;
+  }
+  return nets[fast ? 1 : 0];
 }
 
 // Max violation of |a-b| <= abs + rel*|b|, as a ratio (<= 1 passes).
@@ -97,18 +104,20 @@ TEST(GoldenInceptionFeatures, EveryModeAndTap) {
     for (const auto& f : images)
       inputs.push_back(
           preprocess(decode_image_file(golden_path("inception/" + f)), *preprocess_mode_from_name(ff.mode)));
-    InceptionOutput out = net()->forward(torch::stack(inputs), taps);
-    for (const std::string& tap : z.names()) {
-      torch::Tensor expect = to_torch(z.read(tap));
-      torch::Tensor got = tap == "pool3"             ? out.pool3
-                          : tap == "logits"          ? out.logits
-                          : tap == "logits_unbiased" ? out.logits_unbiased
-                                                     : out.spatial;
-      ASSERT_TRUE(got.defined()) << ff.file << ":" << tap;
-      ASSERT_EQ(got.sizes(), expect.sizes()) << ff.file << ":" << tap;
-      double ratio = tolerance_ratio(got, expect, kAbsTol, kRelTol);
-      EXPECT_LE(ratio, 1.0) << ff.file << ":" << tap
-                            << " max |d| = " << (got - expect).abs().max().item<double>();
+    for (bool fast : {false, true}) {
+      InceptionOutput out = net(fast)->forward(torch::stack(inputs), taps);
+      for (const std::string& tap : z.names()) {
+        torch::Tensor expect = to_torch(z.read(tap));
+        torch::Tensor got = tap == "pool3"             ? out.pool3
+                            : tap == "logits"          ? out.logits
+                            : tap == "logits_unbiased" ? out.logits_unbiased
+                                                       : out.spatial;
+        ASSERT_TRUE(got.defined()) << ff.file << ":" << tap;
+        ASSERT_EQ(got.sizes(), expect.sizes()) << ff.file << ":" << tap;
+        double ratio = tolerance_ratio(got, expect, kAbsTol, kRelTol);
+        EXPECT_LE(ratio, 1.0) << ff.file << ":" << tap << (fast ? " (fast path)" : " (reference path)")
+                              << " max |d| = " << (got - expect).abs().max().item<double>();
+      }
     }
   }
 }
