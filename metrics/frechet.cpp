@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/tensor_data.h"
+#include "metrics/scipy_sqrtm.h"
 
 namespace dmeval {
 
@@ -12,6 +13,7 @@ const char* frechet_route_name(FrechetRoute r) {
     case FrechetRoute::kSymmetricEigen: return "symmetric-eigen";
     case FrechetRoute::kEigvals: return "eigvals (torch-fidelity)";
     case FrechetRoute::kCrossGram: return "cross-gram singular values";
+    case FrechetRoute::kScipySqrtm: return "scipy sqrtm (pytorch-fid, clean-fid, ADM)";
   }
   return "?";
 }
@@ -82,6 +84,36 @@ FrechetResult frechet_distance(const FeatureStats& a, const FeatureStats& b, Fre
     }
     case FrechetRoute::kCrossGram: fail("the cross-Gram route needs the features, not statistics");
   }
+  r.value = r.mean_term + s1.trace().item<double>() + s2.trace().item<double>() - 2 * r.trace_sqrt;
+  return r;
+}
+
+FrechetResult frechet_distance_scipy(const FeatureStats& a, const FeatureStats& b, bool check_imaginary) {
+  check_stats(a, b);
+  torch::NoGradGuard no_grad;
+  torch::Tensor s1 = a.sigma.to(torch::kFloat64), s2 = b.sigma.to(torch::kFloat64);
+  FrechetResult r;
+  r.route = FrechetRoute::kScipySqrtm;
+  r.mean_term = mean_term(a, b);
+  SqrtmResult sq = scipy_sqrtm(torch::mm(s1, s2));
+  if (!torch::isfinite(sq.x).all().item<bool>()) {
+    // "fid calculation produces singular product; adding 1e-06 to diagonal of cov estimates"
+    r.eps_fallback = true;
+    torch::Tensor offset = torch::eye(s1.size(0), torch::kFloat64) * 1e-6;
+    sq = scipy_sqrtm(torch::mm(s1 + offset, s2 + offset));
+  }
+  torch::Tensor covmean = sq.x;
+  if (sq.is_complex) {
+    r.max_imag = torch::imag(covmean).abs().max().item<double>();
+    double max_diag_imag = torch::imag(covmean.diagonal()).abs().max().item<double>();
+    if (check_imaginary && !(max_diag_imag <= 1e-3))
+      fail(
+          "Imaginary component {} (pytorch-fid and ADM raise ValueError here; the accurate route gives a "
+          "value)",
+          r.max_imag);
+    covmean = torch::real(covmean);
+  }
+  r.trace_sqrt = covmean.trace().item<double>();
   r.value = r.mean_term + s1.trace().item<double>() + s2.trace().item<double>() - 2 * r.trace_sqrt;
   return r;
 }

@@ -13,19 +13,14 @@ struct Compat {
   const char* name;
   const char* mode;
   FrechetRoute route;
-  const char* note;
+  bool check_imaginary;  // pytorch-fid and ADM raise "Imaginary component"; clean-fid does not
 };
 // What each tool does (shared/spec/metrics-inception.md §2, §4).
 const Compat kCompat[] = {
-    {"pytorch-fid", "pytorch-fid", FrechetRoute::kSymmetricEigen,
-     "pytorch-fid takes scipy's sqrtm; identical to ~1e-13 on full-rank statistics, the eps fallback for "
-     "singular "
-     "ones is not emulated"},
-    {"torch-fidelity", "tf", FrechetRoute::kEigvals, "torch-fidelity's eigvals route"},
-    {"clean-fid", "clean", FrechetRoute::kSymmetricEigen,
-     "clean-fid takes scipy's sqrtm; identical to ~1e-13 on full-rank statistics"},
-    {"adm", "tf", FrechetRoute::kSymmetricEigen,
-     "ADM takes scipy's sqrtm; identical to ~1e-13 on full-rank statistics"},
+    {"pytorch-fid", "pytorch-fid", FrechetRoute::kScipySqrtm, true},
+    {"torch-fidelity", "tf", FrechetRoute::kEigvals, false},
+    {"clean-fid", "clean", FrechetRoute::kScipySqrtm, false},
+    {"adm", "tf", FrechetRoute::kScipySqrtm, true},
 };
 }  // namespace
 
@@ -46,12 +41,12 @@ void add_fid_command(CLI::App& app) {
   add_inception_options(cmd, o->inception);
   cmd->callback([o] {
     FrechetRoute route = FrechetRoute::kSymmetricEigen;
-    std::string note;
+    bool check_imaginary = false;
     for (const auto& c : kCompat)
       if (o->compat == c.name) {
         o->inception.mode = c.mode;
         route = c.route;
-        note = c.note;
+        check_imaginary = c.check_imaginary;
       }
     std::optional<InceptionSetup> setup;
     nlohmann::ordered_json sides = nlohmann::ordered_json::array();
@@ -77,7 +72,8 @@ void add_fid_command(CLI::App& app) {
       return st;
     };
     FeatureStats a = stats_of(o->a), b = stats_of(o->b);
-    FrechetResult f = frechet_distance(a, b, route);
+    FrechetResult f = route == FrechetRoute::kScipySqrtm ? frechet_distance_scipy(a, b, check_imaginary)
+                                                         : frechet_distance(a, b, route);
     if (f.singular && features.size() == 2 && route == FrechetRoute::kSymmetricEigen)
       f = frechet_distance_features(features[0], features[1]);
     nlohmann::ordered_json j;
@@ -89,7 +85,8 @@ void add_fid_command(CLI::App& app) {
     if (setup) j["provenance"] = provenance(*setup, o->inception);
     if (f.singular)
       j["warning"] = "a covariance is singular (fewer images than dimensions?); FID is ill-conditioned";
-    if (!note.empty()) j["note"] = note;
+    if (f.eps_fallback)
+      j["warning"] = "fid calculation produces singular product; adding 1e-06 to diagonal of cov estimates";
     if (o->inception.json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
