@@ -52,19 +52,21 @@ int64_t tap_dim(const std::string& name) {
 }
 
 InceptionFeatureSink::InceptionFeatureSink(FidInception net, PreprocessMode mode,
-                                           std::vector<std::string> keep, bool moments_pool3,
-                                           bool moments_spatial)
+                                           std::vector<std::string> keep,
+                                           std::vector<std::string> moment_taps)
     : net_(std::move(net)), mode_(mode), keep_(std::move(keep)) {
   std::vector<std::string> needed = keep_;
-  if (moments_pool3) {
-    needed.push_back("pool3");
-    pool3_.emplace(2048);
-  }
-  if (moments_spatial) {
-    needed.push_back("spatial");
-    spatial_.emplace(2023);
+  for (const auto& tap : moment_taps) {
+    moments_.emplace(tap, MomentAccumulator(tap_dim(tap)));
+    needed.push_back(tap);
   }
   taps_ = taps_from_names(needed);
+}
+
+FeatureStats InceptionFeatureSink::stats(const std::string& tap) const {
+  auto it = moments_.find(tap);
+  if (it == moments_.end()) fail("no moments were accumulated for tap '{}'", tap);
+  return it->second.finalize();
 }
 
 void InceptionFeatureSink::consume(const ImageBatch& batch) {
@@ -75,8 +77,7 @@ void InceptionFeatureSink::consume(const ImageBatch& batch) {
     for (int64_t i = begin; i < end; ++i) inputs[i] = preprocess(batch.images[i], mode_);
   });
   InceptionOutput out = net_->forward(torch::stack(inputs), taps_);
-  if (pool3_) pool3_->add(batch.first_index, out.pool3);
-  if (spatial_) spatial_->add(batch.first_index, out.spatial);
+  for (auto& [tap, acc] : moments_) acc.add(batch.first_index, out.*(tap_info(tap).field));
   for (const auto& tap : keep_) {
     torch::Tensor t = out.*(tap_info(tap).field);
     if (!torch::isfinite(t).all().item<bool>())

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,15 +21,16 @@ int64_t tap_dim(const std::string& name);
 
 class InceptionFeatureSink : public ImageSink {
  public:
-  // `keep` lists the taps whose per-image features are stored; moments are kept for pool3 and/or
-  // spatial when `moments_pool3` / `moments_spatial`.
+  // `keep` lists the taps whose per-image features are stored; `moment_taps` those whose exact
+  // mergeable moments are accumulated (pool3 for FID, spatial for sFID, pool-64 ... for
+  // pytorch-fid's --dims).
   InceptionFeatureSink(FidInception net, PreprocessMode mode, std::vector<std::string> keep,
-                       bool moments_pool3, bool moments_spatial);
+                       std::vector<std::string> moment_taps);
   void consume(const ImageBatch& batch) override;
 
   int64_t count() const { return count_; }
-  const std::optional<MomentAccumulator>& pool3_moments() const { return pool3_; }
-  const std::optional<MomentAccumulator>& spatial_moments() const { return spatial_; }
+  // Statistics of a tap listed in `moment_taps`.
+  FeatureStats stats(const std::string& tap) const;
   // All stored features of a tap, N x D float32 in index order.
   torch::Tensor features(const std::string& tap) const;
 
@@ -39,7 +39,7 @@ class InceptionFeatureSink : public ImageSink {
   PreprocessMode mode_;
   std::vector<std::string> keep_;
   InceptionTaps taps_;
-  std::optional<MomentAccumulator> pool3_, spatial_;
+  std::map<std::string, MomentAccumulator> moments_;
   std::map<std::string, std::vector<torch::Tensor>> stored_;
   int64_t count_ = 0;
 };

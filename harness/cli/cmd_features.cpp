@@ -22,7 +22,7 @@ void add_features_command(CLI::App& app) {
   add_inception_options(cmd, o->inception);
   cmd->callback([o] {
     InceptionSetup s = load_inception(o->inception);
-    InceptionFeatureSink sink(s.net, s.mode, {o->tap}, false, false);
+    InceptionFeatureSink sink(s.net, s.mode, {o->tap}, {});
     PumpReport r = run_images(o->path, o->inception, sink);
     torch::Tensor f = sink.features(o->tap);
     write_npy(o->out, from_torch(f));

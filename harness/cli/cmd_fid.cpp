@@ -39,6 +39,7 @@ void add_fid_command(CLI::App& app) {
   cmd->add_option("--compat", o->compat, "reproduce a tool: sets its preprocessing and distance route")
       ->check(CLI::IsMember(names));
   add_inception_options(cmd, o->inception);
+  add_dims_option(cmd, o->inception);
   cmd->callback([o] {
     FrechetRoute route = FrechetRoute::kSymmetricEigen;
     bool check_imaginary = false;
@@ -61,13 +62,13 @@ void add_fid_command(CLI::App& app) {
       }
       if (!setup) setup = load_inception(o->inception);
       auto source = image_source_for(path, o->inception);
+      const std::string tap = dims_tap(o->inception.dims);
       bool keep = source->size() <= kKeepFeaturesUpTo;
       InceptionFeatureSink sink(setup->net, setup->mode,
-                                keep ? std::vector<std::string>{"pool3"} : std::vector<std::string>{}, true,
-                                false);
+                                keep ? std::vector<std::string>{tap} : std::vector<std::string>{}, {tap});
       PumpReport r = run_images(*source, o->inception, sink);
-      FeatureStats st = sink.pool3_moments()->finalize();
-      if (keep) features.push_back(sink.features("pool3"));
+      FeatureStats st = sink.stats(tap);
+      if (keep) features.push_back(sink.features(tap));
       sides.push_back({{"input", path}, {"kind", "images"}, {"n", st.count}, {"skipped", r.skipped.size()}});
       return st;
     };

@@ -58,7 +58,10 @@ void add_score_command(CLI::App& app) {
       if (need_pool3 || (keep_small && want.count("fid"))) keep.push_back("pool3");
       if (keep_small && want.count("sfid")) keep.push_back("spatial");
       if (logits) keep.push_back("logits-unbiased");
-      return InceptionFeatureSink(s.net, s.mode, keep, want.count("fid") > 0, want.count("sfid") > 0);
+      std::vector<std::string> moment_taps;
+      if (want.count("fid")) moment_taps.push_back("pool3");
+      if (want.count("sfid")) moment_taps.push_back("spatial");
+      return InceptionFeatureSink(s.net, s.mode, keep, moment_taps);
     };
     InceptionFeatureSink gen = make_sink(want.count("is") > 0);
     PumpReport gr = run_images(*gen_source, o->inception, gen);
@@ -70,8 +73,8 @@ void add_score_command(CLI::App& app) {
     if (ref_source) {
       ref.emplace(make_sink(false));
       j["n_ref"] = run_images(*ref_source, o->inception, *ref).images;
-      if (want.count("fid")) ref_stats = ref->pool3_moments()->finalize();
-      if (want.count("sfid")) ref_spatial = ref->spatial_moments()->finalize();
+      if (want.count("fid")) ref_stats = ref->stats("pool3");
+      if (want.count("sfid")) ref_spatial = ref->stats("spatial");
     } else {
       j["ref_kind"] = "statistics file";
     }
@@ -83,11 +86,11 @@ void add_score_command(CLI::App& app) {
       return f;
     };
     if (want.count("fid")) {
-      FrechetResult f = distance(gen.pool3_moments()->finalize(), *ref_stats, "pool3");
+      FrechetResult f = distance(gen.stats("pool3"), *ref_stats, "pool3");
       m["fid"] = {{"value", f.value}, {"features", "pool3 (2048)"}, {"route", frechet_route_name(f.route)}};
     }
     if (want.count("sfid")) {
-      FrechetResult f = distance(gen.spatial_moments()->finalize(), *ref_spatial, "spatial");
+      FrechetResult f = distance(gen.stats("spatial"), *ref_spatial, "spatial");
       m["sfid"] = {{"value", f.value},
                    {"features", "Mixed_6d.branch1x1[:7] (2023)"},
                    {"route", frechet_route_name(f.route)}};

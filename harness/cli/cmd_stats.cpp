@@ -21,15 +21,19 @@ void add_stats_command(CLI::App& app) {
   cmd->add_option("-o,--out", o->out, "output .npz")->required();
   cmd->add_flag("--sfid", o->sfid, "also store mu_s, sigma_s of the spatial features (ADM reference layout)");
   add_inception_options(cmd, o->inception);
+  add_dims_option(cmd, o->inception);
   cmd->callback([o] {
     InceptionSetup s = load_inception(o->inception);
-    InceptionFeatureSink sink(s.net, s.mode, {}, true, o->sfid);
+    const std::string tap = dims_tap(o->inception.dims);
+    std::vector<std::string> moment_taps = {tap};
+    if (o->sfid) moment_taps.push_back("spatial");
+    InceptionFeatureSink sink(s.net, s.mode, {}, moment_taps);
     PumpReport r = run_images(o->path, o->inception, sink);
-    FeatureStats st = sink.pool3_moments()->finalize();
+    FeatureStats st = sink.stats(tap);
     std::vector<std::pair<std::string, TensorData>> arrays = {{"mu", from_torch(st.mu)},
                                                               {"sigma", from_torch(st.sigma)}};
     if (o->sfid) {
-      FeatureStats sp = sink.spatial_moments()->finalize();
+      FeatureStats sp = sink.stats("spatial");
       arrays.emplace_back("mu_s", from_torch(sp.mu));
       arrays.emplace_back("sigma_s", from_torch(sp.sigma));
     }

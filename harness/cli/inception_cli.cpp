@@ -45,6 +45,24 @@ void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode) {
   cmd->add_flag("--json", o.json, "machine-readable output");
 }
 
+void add_dims_option(CLI::App* cmd, InceptionOptions& o) {
+  cmd->add_option("--dims", o.dims,
+                  "features for the statistics, as pytorch-fid's --dims: 2048 (pool3), 768 (Mixed_6e), 192 "
+                  "(second max "
+                  "pool), 64 (first max pool)")
+      ->check(CLI::IsMember({2048, 768, 192, 64}));
+}
+
+std::string dims_tap(int dims) {
+  switch (dims) {
+    case 2048: return "pool3";
+    case 768: return "mixed-6e-768";
+    case 192: return "pool-192";
+    case 64: return "pool-64";
+  }
+  fail("--dims {} is not one of 2048, 768, 192, 64", dims);
+}
+
 InceptionSetup load_inception(const InceptionOptions& o) {
   InceptionSetup s;
   s.weights_path = o.weights.empty() ? default_weights_path() : o.weights;
@@ -96,6 +114,7 @@ nlohmann::ordered_json provenance(const InceptionSetup& s, const InceptionOption
           {"weights_sha256", s.weights_sha256},
           {"weights_published", s.weights_known},
           {"preprocessing", o.mode},
+          {"features", dims_tap(o.dims)},
           {"network_path",
            o.reference_network ? "reference (conv, BN, ReLU)" : "fast (BN folded, channels-last)"}};
 }

@@ -19,11 +19,15 @@ struct InceptionOptions {
   int64_t batch = 50;
   bool skip_bad = false;
   bool allow_unknown_weights = false;
+  int dims = 2048;                 // pytorch-fid --dims: which tap FID statistics use
   bool reference_network = false;  // plain conv->BN->ReLU instead of the fast path
   bool json = false;
 };
 
 void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode = true);
+// pytorch-fid's --dims 2048|768|192|64 and the tap each selects.
+void add_dims_option(CLI::App* cmd, InceptionOptions& o);
+std::string dims_tap(int dims);
 
 struct InceptionSetup {
   FidInception net;
