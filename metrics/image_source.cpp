@@ -63,6 +63,30 @@ std::unique_ptr<ImageSource> npz_batch_source(const std::string& path) {
   return std::make_unique<NpzBatchSource>(path);
 }
 
+namespace {
+class SliceSource : public ImageSource {
+ public:
+  SliceSource(std::shared_ptr<ImageSource> src, int64_t begin, int64_t end)
+      : src_(std::move(src)), begin_(begin), end_(end) {}
+  int64_t size() const override { return end_ - begin_; }
+  std::string name(int64_t i) const override { return src_->name(begin_ + i); }
+  Image load(int64_t i) const override { return src_->load(begin_ + i); }
+  std::string describe() const override {
+    return fmt::format("images {}..{} of {}", begin_, end_ - 1, src_->describe());
+  }
+
+ private:
+  std::shared_ptr<ImageSource> src_;
+  int64_t begin_, end_;
+};
+}  // namespace
+
+std::unique_ptr<ImageSource> slice_source(std::shared_ptr<ImageSource> source, int64_t begin, int64_t end) {
+  if (begin < 0 || end < begin || end > source->size())
+    fail("slice {}..{} outside a source of {} images", begin, end, source->size());
+  return std::make_unique<SliceSource>(std::move(source), begin, end);
+}
+
 std::unique_ptr<ImageSource> open_image_source(const std::string& path, FolderRule rule) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return folder_source(path, rule);
@@ -103,7 +127,7 @@ PumpReport pump(const ImageSource& source, ImageSink& sink, const PumpOptions& o
     if (next < total)
       pending = std::async(std::launch::async, decode, next, std::min(total, next + o.batch_size));
     report.skipped.insert(report.skipped.end(), d.skipped.begin(), d.skipped.end());
-    d.batch.first_index = report.images;  // accepted images are numbered consecutively
+    d.batch.first_index = o.first_index + report.images;  // accepted images are numbered consecutively
     report.images += static_cast<int64_t>(d.batch.images.size());
     if (!d.batch.images.empty()) sink.consume(d.batch);
     if (o.progress) o.progress(std::min(total, next), total);

@@ -26,10 +26,13 @@ std::unique_ptr<ImageSource> folder_source(const std::string& dir, FolderRule ru
 std::unique_ptr<ImageSource> npz_batch_source(const std::string& path);  // arr_0
 // A folder or an .npz image batch, by what the path is.
 std::unique_ptr<ImageSource> open_image_source(const std::string& path, FolderRule rule);
+// Images [begin, end) of another source (a shard).
+std::unique_ptr<ImageSource> slice_source(std::shared_ptr<ImageSource> source, int64_t begin, int64_t end);
 
 struct PumpOptions {
   int64_t batch_size = 50;
   bool skip_bad = false;  // report unreadable images and continue (they are not counted)
+  int64_t first_index = 0;  // global index of the source's first image (shards start at their offset)
   std::function<void(int64_t done, int64_t total)> progress;
 };
 

@@ -63,11 +63,13 @@ InceptionFeatureSink::InceptionFeatureSink(FidInception net, PreprocessMode mode
   taps_ = taps_from_names(needed);
 }
 
-FeatureStats InceptionFeatureSink::stats(const std::string& tap) const {
+const MomentAccumulator& InceptionFeatureSink::moments(const std::string& tap) const {
   auto it = moments_.find(tap);
   if (it == moments_.end()) fail("no moments were accumulated for tap '{}'", tap);
-  return it->second.finalize();
+  return it->second;
 }
+
+FeatureStats InceptionFeatureSink::stats(const std::string& tap) const { return moments(tap).finalize(); }
 
 void InceptionFeatureSink::consume(const ImageBatch& batch) {
   torch::NoGradGuard no_grad;

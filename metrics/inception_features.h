@@ -29,8 +29,9 @@ class InceptionFeatureSink : public ImageSink {
   void consume(const ImageBatch& batch) override;
 
   int64_t count() const { return count_; }
-  // Statistics of a tap listed in `moment_taps`.
+  // Statistics of a tap listed in `moment_taps`, and its exact mergeable state.
   FeatureStats stats(const std::string& tap) const;
+  const MomentAccumulator& moments(const std::string& tap) const;
   // All stored features of a tap, N x D float32 in index order.
   torch::Tensor features(const std::string& tap) const;
 

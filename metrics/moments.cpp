@@ -157,7 +157,7 @@ TensorData scalar_i64(int64_t v) {
 }
 }  // namespace
 
-void MomentAccumulator::save(const std::string& path) const {
+void MomentAccumulator::save(const std::string& path, const std::string& provenance) const {
   std::vector<std::pair<std::string, TensorData>> arrays;
   arrays.emplace_back("dim", scalar_i64(dim_));
   arrays.emplace_back("block_size", scalar_i64(block_));
@@ -181,10 +181,12 @@ void MomentAccumulator::save(const std::string& path) const {
   arrays.emplace_back("pending_index", pi);
   arrays.emplace_back("pending_rows", rows.empty() ? TensorData{DType::kFloat32, {0, dim_}, {}}
                                                    : from_torch(torch::stack(rows)));
+  arrays.emplace_back("provenance", TensorData{DType::kUInt8, {static_cast<int64_t>(provenance.size())},
+                                               std::vector<uint8_t>(provenance.begin(), provenance.end())});
   write_npz(path, arrays, /*compressed=*/false);
 }
 
-MomentAccumulator MomentAccumulator::load(const std::string& path) {
+MomentAccumulator MomentAccumulator::load(const std::string& path, std::string* provenance) {
   NpzReader z = NpzReader::open(path);
   auto i64 = [&](const char* name) {
     TensorData t = z.read(name);
@@ -192,6 +194,13 @@ MomentAccumulator MomentAccumulator::load(const std::string& path) {
     return t.data<int64_t>()[0];
   };
   MomentAccumulator a(i64("dim"), i64("block_size"));
+  if (provenance) {
+    provenance->clear();
+    if (z.contains("provenance")) {
+      TensorData p = z.read("provenance");
+      provenance->assign(p.bytes.begin(), p.bytes.end());
+    }
+  }
   a.folded_count_ = i64("folded_count");
   a.sum_ = join(z.read("sum_lo"), z.read("sum_hi"), a.sum_.size(), path);
   a.outer_ = join(z.read("outer_lo"), z.read("outer_hi"), a.outer_.size(), path);

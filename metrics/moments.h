@@ -36,9 +36,11 @@ class MomentAccumulator {
   // Folds pending rows (incomplete blocks) and returns mu and sigma. Needs count() >= 2.
   FeatureStats finalize() const;
 
-  // Persist the exact state (npz) so shards made elsewhere can be merged later.
-  void save(const std::string& path) const;
-  static MomentAccumulator load(const std::string& path);
+  // Persist the exact state (npz) so shards made elsewhere can be merged later. `provenance` (e.g.
+  // JSON naming the network, weights and preprocessing) is stored with it, so a merge can refuse
+  // shards that were computed differently.
+  void save(const std::string& path, const std::string& provenance = "") const;
+  static MomentAccumulator load(const std::string& path, std::string* provenance = nullptr);
 
  private:
   void fold_block(const std::vector<std::pair<int64_t, torch::Tensor>>& rows, __int128* sum,

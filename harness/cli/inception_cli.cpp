@@ -99,8 +99,10 @@ PumpReport run_images(const std::string& path, const InceptionOptions& o, Incept
   return run_images(*image_source_for(path, o), o, sink);
 }
 
-PumpReport run_images(const ImageSource& source, const InceptionOptions& o, InceptionFeatureSink& sink) {
+PumpReport run_images(const ImageSource& source, const InceptionOptions& o, InceptionFeatureSink& sink,
+                      int64_t first_index) {
   PumpOptions po;
+  po.first_index = first_index;
   po.batch_size = o.batch;
   po.skip_bad = o.skip_bad;
   PumpReport r = pump(source, sink, po);

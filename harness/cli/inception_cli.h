@@ -44,7 +44,8 @@ InceptionSetup load_inception(const InceptionOptions& o);
 // The images of `path` (folder or .npz batch), discovered with the rule of the chosen tool.
 std::unique_ptr<ImageSource> image_source_for(const std::string& path, const InceptionOptions& o);
 // Runs every image of the source through the sink; prints skipped files.
-PumpReport run_images(const ImageSource& source, const InceptionOptions& o, InceptionFeatureSink& sink);
+PumpReport run_images(const ImageSource& source, const InceptionOptions& o, InceptionFeatureSink& sink,
+                      int64_t first_index = 0);
 PumpReport run_images(const std::string& path, const InceptionOptions& o, InceptionFeatureSink& sink);
 
 // Provenance every result carries.

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/npy.h"
 #include "tests/support/golden.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
@@ -79,6 +80,34 @@ TEST_F(GoldenInceptionE2e, IsKidPrecisionRecall) {
   EXPECT_EQ(m["precision"]["value"].get<double>(),
             report_["prc_B_vs_A__adm_fp32"]["precision"].get<double>());
   EXPECT_EQ(m["recall"]["value"].get<double>(), report_["prc_B_vs_A__adm_fp32"]["recall"].get<double>());
+}
+
+TEST_F(GoldenInceptionE2e, ShardsMergeToTheSinglePass) {
+  // pytorch-fid --dims 64 keeps the run short; the merge itself is tap-independent.
+  const std::string common = " --dims 64 " + weights_;
+  ASSERT_EQ(run_dmeval("stats " + dir_.file("all") + " -o " + dir_.file("full.npz") + common).exit_code, 0);
+  std::string merge_args;
+  for (int k : {2, 0, 1}) {  // any order
+    std::string m = dir_.file("m" + std::to_string(k) + ".npz");
+    RunResult r = run_dmeval("stats " + dir_.file("all") + " --shard " + std::to_string(k) +
+                             "/3 --moments -o " + m + common);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    merge_args += " " + m;
+  }
+  RunResult merged = run_dmeval("stats --merge" + merge_args + " -o " + dir_.file("merged.npz"));
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  NpzReader a = NpzReader::open(dir_.file("full.npz")), b = NpzReader::open(dir_.file("merged.npz"));
+  EXPECT_EQ(a.read("mu").bytes, b.read("mu").bytes);
+  EXPECT_EQ(a.read("sigma").bytes, b.read("sigma").bytes);
+  // Shards computed with another preprocessing are refused.
+  ASSERT_EQ(run_dmeval("stats " + dir_.file("all") + " --shard 0/3 --moments --mode tf -o " +
+                       dir_.file("tf.npz") + common)
+                .exit_code,
+            0);
+  RunResult mixed = run_dmeval("stats --merge " + dir_.file("m1.npz") + " " + dir_.file("tf.npz") + " -o " +
+                               dir_.file("x.npz"));
+  EXPECT_NE(mixed.exit_code, 0);
+  EXPECT_NE(mixed.output.find("computed differently"), std::string::npos) << mixed.output;
 }
 
 TEST_F(GoldenInceptionE2e, BadInputsAreClearErrors) {
