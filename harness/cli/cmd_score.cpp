@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/npy.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/inception_cli.h"
 #include "metrics/inception_score.h"
@@ -38,21 +39,29 @@ void add_score_command(CLI::App& app) {
       want.insert(m);
     }
     const bool need_pool3 = want.count("precision") || want.count("recall") || want.count("kid");
-    // A statistics file as reference is checked before any image is processed.
+    // The reference may be images, a statistics file, or an ADM reference batch holding both
+    // (`arr_0` and `mu`/`sigma`/`mu_s`/`sigma_s`): then, as ADM does, FID/sFID use the stored
+    // statistics and precision/recall/KID the images. Checked before any image is processed.
     std::optional<FeatureStats> ref_stats = read_stats_file(o->ref),
                                 ref_spatial = read_stats_file(o->ref, "mu_s", "sigma_s");
-    if (ref_stats) {
-      if (need_pool3) fail("{}: precision, recall and KID need the reference images, not statistics", o->ref);
+    const bool ref_stored_stats = ref_stats.has_value();
+    bool ref_has_images = !ref_stored_stats;
+    if (ref_stored_stats) {
+      ref_has_images = NpzReader::open(o->ref).contains("arr_0");
+      if (need_pool3 && !ref_has_images)
+        fail("{}: precision, recall and KID need the reference images, not statistics", o->ref);
       if (want.count("sfid") && !ref_spatial) fail("{}: has no mu_s/sigma_s for sFID", o->ref);
     }
     InceptionSetup s = load_inception(o->inception);
     auto gen_source = image_source_for(o->gen, o->inception);
-    auto ref_source = ref_stats ? nullptr : image_source_for(o->ref, o->inception);
+    auto ref_source = ref_has_images && (need_pool3 || !ref_stored_stats)
+                          ? image_source_for(o->ref, o->inception)
+                          : nullptr;
     // Small sets (N <= D) have singular covariances: keep their features for the exact
     // cross-Gram route of the Fréchet distance.
     constexpr int64_t kKeepFeaturesUpTo = 4096;
-    const bool keep_small =
-        ref_source && gen_source->size() <= kKeepFeaturesUpTo && ref_source->size() <= kKeepFeaturesUpTo;
+    const bool keep_small = ref_source && !ref_stored_stats && gen_source->size() <= kKeepFeaturesUpTo &&
+                            ref_source->size() <= kKeepFeaturesUpTo;
     auto make_sink = [&](bool logits) {
       std::vector<std::string> keep;
       if (need_pool3 || (keep_small && want.count("fid"))) keep.push_back("pool3");
@@ -73,15 +82,17 @@ void add_score_command(CLI::App& app) {
     if (ref_source) {
       ref.emplace(make_sink(false));
       j["n_ref"] = run_images(*ref_source, o->inception, *ref).images;
+    }
+    if (ref_stored_stats) {
+      j["ref_statistics"] = "stored in " + o->ref + " (FID/sFID use them, as ADM does)";
+    } else {
       if (want.count("fid")) ref_stats = ref->stats("pool3");
       if (want.count("sfid")) ref_spatial = ref->stats("spatial");
-    } else {
-      j["ref_kind"] = "statistics file";
     }
     nlohmann::ordered_json m;
     auto distance = [&](const FeatureStats& a, const FeatureStats& b, const std::string& tap) {
       FrechetResult f = frechet_distance(a, b);
-      if (f.singular && ref && gen.features(tap).size(0) > 0 && ref->features(tap).size(0) > 0)
+      if (f.singular && keep_small && gen.features(tap).size(0) > 0 && ref->features(tap).size(0) > 0)
         f = frechet_distance_features(gen.features(tap), ref->features(tap));
       return f;
     };

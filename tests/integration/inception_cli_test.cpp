@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/image.h"
+#include "core/image_folder.h"
 #include "core/npy.h"
 #include "tests/support/golden.h"
 #include "tests/support/run.h"
@@ -108,6 +110,51 @@ TEST_F(GoldenInceptionE2e, ShardsMergeToTheSinglePass) {
                                dir_.file("x.npz"));
   EXPECT_NE(mixed.exit_code, 0);
   EXPECT_NE(mixed.output.find("computed differently"), std::string::npos) << mixed.output;
+}
+
+TEST_F(GoldenInceptionE2e, AdmReferenceBatchWithStoredStatistics) {
+  // An ADM reference .npz: arr_0 (uint8 N x H x W x 3) plus mu/sigma/mu_s/sigma_s. Built here from
+  // the same-size golden images and dmeval's own statistics of them.
+  std::filesystem::create_directory(dir_.file("same"));
+  std::vector<Image> imgs;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.file("all"))) {
+    Image img = decode_image_file(e.path().string());
+    if (imgs.empty() || (img.height == imgs[0].height && img.width == imgs[0].width)) {
+      imgs.push_back(img);
+      std::filesystem::copy_file(e.path(), dir_.file("same/" + e.path().filename().string()));
+    }
+  }
+  ASSERT_GE(imgs.size(), 4u);
+  ASSERT_EQ(
+      run_dmeval("stats " + dir_.file("same") + " --sfid -o " + dir_.file("same_stats.npz") + " " + weights_)
+          .exit_code,
+      0);
+  NpzReader st = NpzReader::open(dir_.file("same_stats.npz"));
+  // arr_0 in the folder's (sorted) order.
+  std::vector<std::string> order = list_images(dir_.file("same"));
+  TensorData arr{DType::kUInt8, {static_cast<int64_t>(order.size()), imgs[0].height, imgs[0].width, 3}, {}};
+  for (const auto& f : order) {
+    Image img = decode_image_file(f);
+    arr.bytes.insert(arr.bytes.end(), img.pixels.begin(), img.pixels.end());
+  }
+  write_npz(dir_.file("ref_batch.npz"),
+            {{"arr_0", arr},
+             {"mu", st.read("mu")},
+             {"sigma", st.read("sigma")},
+             {"mu_s", st.read("mu_s")},
+             {"sigma_s", st.read("sigma_s")}},
+            false);
+  json batch = score("B", "ref_batch.npz", "pytorch-fid", "fid,sfid,precision,recall");
+  json folder = score("B", "same", "pytorch-fid", "precision,recall");
+  RunResult stats_only = run_dmeval("score " + dir_.file("B") + " --ref " + dir_.file("same_stats.npz") +
+                                        " --metrics fid,sfid --mode pytorch-fid " + weights_,
+                                    false);
+  ASSERT_EQ(stats_only.exit_code, 0) << stats_only.output;
+  json so = json::parse(stats_only.output)["metrics"];
+  EXPECT_EQ(batch["fid"]["value"].get<double>(), so["fid"]["value"].get<double>());  // stored statistics
+  EXPECT_EQ(batch["sfid"]["value"].get<double>(), so["sfid"]["value"].get<double>());
+  EXPECT_EQ(batch["precision"]["value"].get<double>(), folder["precision"]["value"].get<double>());  // arr_0
+  EXPECT_EQ(batch["recall"]["value"].get<double>(), folder["recall"]["value"].get<double>());
 }
 
 TEST_F(GoldenInceptionE2e, BadInputsAreClearErrors) {
