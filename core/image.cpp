@@ -37,6 +37,8 @@ Image decode_with_opencv(const std::string& name, const uint8_t* data, size_t si
   img.height = m.rows;
   img.width = m.cols;
   img.pixels.resize(static_cast<size_t>(m.rows) * m.cols * 3);
+  img.source_gray = c <= 2;
+  img.source_bit_depth = wide ? 16 : 8;
   for (int y = 0; y < m.rows; ++y) {
     for (int x = 0; x < m.cols; ++x) {
       uint8_t* o = img.pixels.data() + (static_cast<size_t>(y) * m.cols + x) * 3;

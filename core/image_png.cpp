@@ -44,6 +44,7 @@ struct PngReader {
 struct PngShape {
   png_uint_32 width = 0, height = 0;
   int channels = 0, bit_depth = 0;
+  int source_color_type = 0, source_bit_depth = 0;
   size_t rowbytes = 0;
 };
 
@@ -56,6 +57,8 @@ bool read_header(PngReader& r, PngIo& io, PngShape& s) {
   png_read_info(r.png, r.info);
   int color = png_get_color_type(r.png, r.info);
   int depth = png_get_bit_depth(r.png, r.info);
+  s.source_color_type = color;
+  s.source_bit_depth = depth;
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(r.png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(r.png);
   png_set_interlace_handling(r.png);
@@ -111,6 +114,8 @@ Image decode_png(const std::string& name, const uint8_t* data, size_t size, cons
   img.width = static_cast<int>(s.width);
   img.height = static_cast<int>(s.height);
   img.pixels.resize(static_cast<size_t>(pixels) * 3);
+  img.source_gray = (s.source_color_type & PNG_COLOR_MASK_COLOR) == 0;
+  img.source_bit_depth = s.source_bit_depth;
   const int c = s.channels;
   const bool gray = c <= 2;
   const bool wide = s.bit_depth == 16;

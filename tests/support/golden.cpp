@@ -24,6 +24,12 @@ std::string golden_path(const std::string& relative) {
   return golden_dir() + "/" + relative;
 }
 
+std::string shared_path(const std::string& relative) {
+  std::string r = relative;
+  if (r.rfind("shared/", 0) == 0) r = r.substr(7);
+  return golden_dir() + "/../" + r;
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error("cannot read " + path);

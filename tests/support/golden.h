@@ -14,6 +14,9 @@ namespace dmeval::test {
 // The golden directory, or "" if it does not exist.
 std::string golden_dir();
 std::string golden_path(const std::string& relative);
+// A path written relative to the shared/ folder that holds golden/ (as the golden JSON files write
+// them: "data/Set5/HR/baby.png", or with a leading "shared/").
+std::string shared_path(const std::string& relative);
 std::string read_text(const std::string& path);
 
 // Skips the current test with a clear message when the golden data is absent.
