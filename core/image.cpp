@@ -61,8 +61,10 @@ Image decode_with_opencv(const std::string& name, const uint8_t* data, size_t si
 }
 #else
 Image decode_with_opencv(const std::string& name, const uint8_t*, size_t, const ImageLimits&) {
-  fail("{}: not a PNG, and this dmeval was built without OpenCV (DMEVAL_OPENCV=OFF), which decodes "
-       "JPEG, BMP, TIFF and WebP", name);
+  fail(
+      "{}: not a PNG, and this dmeval was built without OpenCV (DMEVAL_OPENCV=OFF), which decodes "
+      "JPEG, BMP, TIFF and WebP",
+      name);
 }
 #endif
 }  // namespace

@@ -22,8 +22,8 @@ struct Image {
   std::vector<uint8_t> pixels;  // height * width * 3, row-major, RGB interleaved
   // What the file held before the conversion above, for callers that must refuse some inputs
   // (e.g. SR metrics on 16-bit files, or a grey image paired with a colour one).
-  bool source_gray = false;    // grey or grey+alpha (palette images count as colour)
-  int source_bit_depth = 8;    // bits per sample in the file: 1, 2, 4, 8 or 16
+  bool source_gray = false;  // grey or grey+alpha (palette images count as colour)
+  int source_bit_depth = 8;  // bits per sample in the file: 1, 2, 4, 8 or 16
 };
 
 struct ImageLimits {

@@ -11,6 +11,19 @@ const std::vector<KnownFile>& known_files() {
       {"squeezenet1_1-b8a52dc0.pth", "torchvision SqueezeNet 1.1 (LPIPS squeeze backbone)",
        "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b", "",
        "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"},
+      {"alexnet-owt-7be5be79.pth", "torchvision AlexNet (LPIPS alex backbone)", "", "",
+       "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79"},
+      {"vgg16-397923af.pth", "torchvision VGG16 (LPIPS vgg backbone)", "", "",
+       "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"},
+      {"alex.pth", "lpips package v0.1 linear layers for net alex (lpips/weights/v0.1/alex.pth)",
+       "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", "",
+       "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth"},
+      {"vgg.pth", "lpips package v0.1 linear layers for net vgg (lpips/weights/v0.1/vgg.pth)",
+       "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", "",
+       "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth"},
+      {"squeeze.pth", "lpips package v0.1 linear layers for net squeeze (lpips/weights/v0.1/squeeze.pth)",
+       "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76", "",
+       "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/squeeze.pth"},
       {"model-790000.ckpt", "pesser/pytorch_diffusion EMA CIFAR-10 DDPM (ema_diffusion_cifar10_model)", "",
        "1fa350b952534ae442b1d5235cce5cd3", ""},
       {"model-790000.ckpt", "pesser/pytorch_diffusion CIFAR-10 DDPM (diffusion_cifar10_model, raw)", "",
@@ -54,6 +67,9 @@ const KnownFile* find_known_file_by_name(const std::string& name) {
 const KnownFile* identify_known_file(const std::string& sha256, const std::string& md5) {
   for (const auto& f : known_files()) {
     if (!sha256.empty() && f.sha256 == sha256) return &f;
+    if (!sha256.empty() && f.sha256.empty() && !f.sha256_prefix.empty() &&
+        sha256.compare(0, f.sha256_prefix.size(), f.sha256_prefix) == 0)
+      return &f;
     if (!md5.empty() && f.md5 == md5) return &f;
   }
   return nullptr;

@@ -14,6 +14,9 @@ struct KnownFile {
   std::string sha256;       // empty if only MD5 is published
   std::string md5;          // empty if only SHA-256 is published
   std::string url;          // where users normally get it (empty if not stable)
+  // Only a SHA-256 prefix is published (torch.hub names: "alexnet-owt-7be5be79.pth"); used when sha256
+  // is empty.
+  std::string sha256_prefix = {};
 };
 
 const std::vector<KnownFile>& known_files();

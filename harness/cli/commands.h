@@ -24,5 +24,7 @@ void add_features_command(CLI::App& app);
 void add_stats_command(CLI::App& app);
 void add_fid_command(CLI::App& app);
 void add_score_command(CLI::App& app);
+void add_sr_command(CLI::App& app);
+void add_resize_command(CLI::App& app);
 
 }  // namespace dmeval::cli
