@@ -7,8 +7,10 @@
 #include <cmath>
 #include <random>
 
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/image.h"
+#include "metrics/lpips.h"
 #include "metrics/matlab_resize.h"
 #include "metrics/paired_folders.h"
 #include "metrics/psnr_ssim.h"
@@ -175,6 +177,84 @@ TEST(PairedFolders, SizeMismatchNamesBothFilesAndModCropFixesIt) {
   LoadedPair p = load_sr_pair(pair, 4);  // 18x17 -> 16x16
   EXPECT_EQ(p.reference.height, 16);
   EXPECT_EQ(p.reference.width, 16);
+}
+
+// --- LPIPS with random weights: the golden data checks alex and squeeze values; vgg's structure,
+// symmetry and the load errors are checked here.
+
+std::string save_dict(const TempDir& d, const std::string& name,
+                      const std::map<std::string, torch::Tensor>& m) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [k, v] : m) dict.insert(k, v);
+  std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  return d.write(name, std::string(bytes.begin(), bytes.end()));
+}
+
+std::map<std::string, torch::Tensor> random_vgg(bool with_linear) {
+  torch::manual_seed(0);
+  std::map<std::string, torch::Tensor> m;
+  const int convs[][3] = {{0, 64, 3},     {2, 64, 64},    {5, 128, 64},   {7, 128, 128},  {10, 256, 128},
+                          {12, 256, 256}, {14, 256, 256}, {17, 512, 256}, {19, 512, 512}, {21, 512, 512},
+                          {24, 512, 512}, {26, 512, 512}, {28, 512, 512}};
+  if (!with_linear) {
+    for (const auto& c : convs) {
+      m["features." + std::to_string(c[0]) + ".weight"] = torch::randn({c[1], c[2], 3, 3}) * 0.05;
+      m["features." + std::to_string(c[0]) + ".bias"] = torch::randn({c[1]}) * 0.01;
+    }
+    m["classifier.0.weight"] = torch::zeros({2, 2});  // the full classifier file has these too
+  } else {
+    const int ch[] = {64, 128, 256, 512, 512};
+    for (int k = 0; k < 5; ++k)
+      m["lin" + std::to_string(k) + ".model.1.weight"] = torch::rand({1, ch[k], 1, 1});
+  }
+  return m;
+}
+
+TEST(PairedLpips, VggTapsSymmetryAndZeroDistance) {
+  TempDir d;
+  Checkpoint bb = Checkpoint::open(save_dict(d, "vgg16.pth", random_vgg(false)));
+  Checkpoint lin = Checkpoint::open(save_dict(d, "vgg.pth", random_vgg(true)));
+  Lpips m = Lpips::load(LpipsNet::kVgg, bb, lin);
+  EXPECT_EQ(m.taps(), 5);
+  torch::manual_seed(1);
+  auto a = torch::rand({2, 3, 64, 64}), b = torch::rand({2, 3, 64, 64});
+  LpipsLayers L = m.layers(a, b);
+  const int64_t channels[] = {64, 128, 256, 512, 512}, sizes[] = {64, 32, 16, 8, 4};
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_EQ(L.feat0[k].size(0), channels[k]);
+    EXPECT_EQ(L.feat0[k].size(1), sizes[k]);
+    EXPECT_GE(L.feat0[k].min().item<float>(), 0.0f);  // taps are ReLU outputs
+  }
+  auto d_ab = m.distance(a, b), d_ba = m.distance(b, a);
+  EXPECT_EQ(d_ab.size(0), 2);
+  EXPECT_NEAR(d_ab[0].item<double>(), L.total, 1e-6 * std::abs(L.total));
+  EXPECT_NEAR(d_ab[1].item<double>(), d_ba[1].item<double>(), 1e-7);
+  EXPECT_GT(d_ab[0].item<double>(), 0);
+  EXPECT_EQ(m.distance(a, a)[0].item<double>(), 0.0);
+}
+
+TEST(PairedLpips, WrongFilesAreNamed) {
+  TempDir d;
+  auto bb_map = random_vgg(false);
+  Checkpoint lin = Checkpoint::open(save_dict(d, "vgg.pth", random_vgg(true)));
+  // A squeeze backbone requested from VGG tensors: missing key, file named.
+  try {
+    Lpips::load(LpipsNet::kSqueeze, Checkpoint::open(save_dict(d, "vgg16.pth", bb_map)), lin);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vgg16.pth"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("squeezenet1_1-b8a52dc0.pth"), std::string::npos) << e.what();
+  }
+  // A wrong shape.
+  bb_map["features.5.weight"] = torch::zeros({128, 64, 5, 5});
+  try {
+    Lpips::load(LpipsNet::kVgg, Checkpoint::open(save_dict(d, "bad.pth", bb_map)), lin);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("features.5.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(128,64,3,3)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_lpips_net("resnet"), Error);
 }
 
 }  // namespace
