@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/db_cli.h"
 #include "harness/cli/inception_cli.h"
 
 namespace dmeval::cli {
@@ -27,6 +28,7 @@ const Compat kCompat[] = {
 void add_fid_command(CLI::App& app) {
   struct Opts {
     InceptionOptions inception;
+    DbOptions db;
     std::string a, b, compat;
   };
   auto o = std::make_shared<Opts>();
@@ -40,7 +42,9 @@ void add_fid_command(CLI::App& app) {
       ->check(CLI::IsMember(names));
   add_inception_options(cmd, o->inception);
   add_dims_option(cmd, o->inception);
+  add_db_options(cmd, o->db);
   cmd->callback([o] {
+    std::unique_ptr<RunRecorder> rec = RunRecorder::start(o->db);
     FrechetRoute route = FrechetRoute::kSymmetricEigen;
     bool check_imaginary = false;
     for (const auto& c : kCompat)
@@ -88,6 +92,19 @@ void add_fid_command(CLI::App& app) {
       j["warning"] = "a covariance is singular (fewer images than dimensions?); FID is ill-conditioned";
     if (f.eps_fallback)
       j["warning"] = "fid calculation produces singular product; adding 1e-06 to diagonal of cov estimates";
+    if (rec) {
+      nlohmann::ordered_json prov =
+          setup ? provenance(*setup, o->inception) : nlohmann::ordered_json::object();
+      nlohmann::ordered_json m = {
+          {"fid", {{"value", f.value}, {"route", j["route"]}, {"dims", j["dims"]}, {"inputs", sides}}}};
+      std::optional<int64_t> n, n_ref;
+      if (sides[0].contains("n")) n = sides[0]["n"].get<int64_t>();
+      if (sides[1].contains("n")) n_ref = sides[1]["n"].get<int64_t>();
+      const int64_t ref_id = record_reference(*rec, o->b, o->inception, n_ref);
+      rec->add_metrics(inception_metric_rows(m, prov, j["compat"], n, ref_id));
+      rec->finish();
+      j["run_id"] = rec->run();
+    }
     if (o->inception.json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/db_cli.h"
 #include "harness/cli/inception_cli.h"
 #include "metrics/inception_score.h"
 #include "metrics/kid.h"
@@ -17,6 +18,7 @@ namespace dmeval::cli {
 void add_score_command(CLI::App& app) {
   struct Opts {
     InceptionOptions inception;
+    DbOptions db;
     std::string gen, ref, metrics = "fid,sfid,is,precision,recall,kid", is_scheme = "torch-fidelity";
   };
   auto o = std::make_shared<Opts>();
@@ -30,6 +32,7 @@ void add_score_command(CLI::App& app) {
                   "IS splits: torch-fidelity (10 shuffled) or adm (consecutive 5000)")
       ->check(CLI::IsMember({"torch-fidelity", "adm"}));
   add_inception_options(cmd, o->inception);
+  add_db_options(cmd, o->db);
   cmd->callback([o] {
     std::set<std::string> want;
     std::stringstream ss(o->metrics);
@@ -53,6 +56,7 @@ void add_score_command(CLI::App& app) {
       if (want.count("sfid") && !ref_spatial) fail("{}: has no mu_s/sigma_s for sFID", o->ref);
     }
     InceptionSetup s = load_inception(o->inception);
+    std::unique_ptr<RunRecorder> rec = RunRecorder::start(o->db);
     auto gen_source = image_source_for(o->gen, o->inception);
     auto ref_source = ref_has_images && (need_pool3 || !ref_stored_stats)
                           ? image_source_for(o->ref, o->inception)
@@ -134,6 +138,14 @@ void add_score_command(CLI::App& app) {
           {"scheme", subsets ? "torch-fidelity (100 x 1000, RandomState(2020))" : "one subset = all rows"}};
     }
     j["metrics"] = m;
+    if (rec) {
+      std::optional<int64_t> n_ref;
+      if (j.contains("n_ref")) n_ref = j["n_ref"].get<int64_t>();
+      const int64_t ref_id = record_reference(*rec, o->ref, o->inception, n_ref);
+      rec->add_metrics(inception_metric_rows(m, j["provenance"], "dmeval", gr.images, ref_id));
+      rec->finish();
+      j["run_id"] = rec->run();
+    }
     if (o->inception.json) {
       std::printf("%s\n", j.dump(2).c_str());
       return;

@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/known_files.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/db_cli.h"
 #include "metrics/lpips.h"
 #include "metrics/matlab_resize.h"
 #include "metrics/paired_folders.h"
@@ -32,7 +33,8 @@ namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
 struct SrOptions {
-  std::string hr, sr, preset, lpips = "alex", backbone, linear, csv, device = "auto";
+  std::string hr, sr, preset, lpips = "alex", backbone, linear, csv, device = "auto", dataset;
+  DbOptions db;
   int scale = 0;
   int crop_border = 0;
   bool y_channel = false;
@@ -196,6 +198,11 @@ void add_sr_command(CLI::App& app) {
                 "score the pairs found even if some files have no partner (they are listed)");
   cmd->add_flag("--json", o->json, "one JSON object: conventions, provenance, per-image scores, means");
   cmd->add_option("--csv", o->csv, "also write per-image scores to this CSV file");
+  cmd->add_option(
+      "--dataset", o->dataset,
+      "dataset name recorded with the results (default: the HR folder's name, or its parent's when "
+      "it is called HR, e.g. Set5)");
+  add_db_options(cmd, o->db);
   cmd->callback([o] {
     for (const auto& p : kPresets) {
       if (o->preset != p.name) continue;
@@ -221,6 +228,7 @@ void add_sr_command(CLI::App& app) {
       std::fprintf(stderr, "dmeval: warning: unpaired files are left out:%s\n", list.c_str());
     }
 
+    std::unique_ptr<RunRecorder> rec = RunRecorder::start(o->db);
     std::optional<LpipsSetup> lpips;
     torch::Device device = torch::kCPU;
     if (o->lpips != "none") {
@@ -297,6 +305,57 @@ void add_sr_command(CLI::App& app) {
     mean["ssim"] = ssim_mean;
     if (lpips) mean["lpips"] = lpips_mean;
 
+    if (rec) {
+      std::string dataset = o->dataset;
+      if (dataset.empty()) {
+        fs::path h = fs::absolute(o->hr).lexically_normal();
+        if (h.filename().empty()) h = h.parent_path();
+        dataset = h.filename() == "HR" ? h.parent_path().filename().string() : h.filename().string();
+        if (o->scale > 0) dataset += " x" + std::to_string(o->scale);
+      }
+      std::vector<std::string> refs;
+      for (const auto& p : pairing.pairs) refs.push_back(p.reference_path);
+      const int64_t ref_id = rec->reference_set(o->hr, "images", static_cast<int64_t>(refs.size()), refs);
+      char mode[96];
+      std::snprintf(mode, sizeof mode, "%s, crop %d, HR mod-crop %d", o->y_channel ? "Y" : "RGB",
+                    o->crop_border, mod);
+      std::vector<db::MetricRow> rows;
+      auto row = [&](const std::string& name, std::optional<double> v,
+                     const std::optional<std::string>& item) {
+        db::MetricRow r;
+        r.name = name;
+        r.value = v;
+        r.n = item ? 1 : static_cast<int64_t>(pairing.pairs.size());
+        r.dataset = dataset;
+        r.item = item;
+        r.reference_set_id = ref_id;
+        r.compat = o->preset.empty() ? "basicsr" : o->preset;
+        if (name == "lpips") {
+          r.feature_network = "lpips v0.1 " + o->lpips;
+          r.weights_sha256 = lpips->backbone.sha256;
+          r.mode = "[0,1] -> [-1,1], whole image, HR mod-crop " + std::to_string(mod);
+          r.details_json = ojson({{"conventions", conventions}, {"provenance", provenance}}).dump();
+        } else {
+          r.mode = mode;
+          if (!item) r.details_json = ojson({{"conventions", conventions}}).dump();
+          if (name == "psnr" && !item && pm.infinite)
+            r.details_json =
+                ojson({{"conventions", conventions}, {"identical_pairs_excluded", pm.infinite}}).dump();
+        }
+        rows.push_back(r);
+      };
+      row("psnr", pm.finite ? std::optional<double>(pm.mean_finite) : std::nullopt, std::nullopt);
+      row("ssim", ssim_mean, std::nullopt);
+      if (lpips) row("lpips", lpips_mean, std::nullopt);
+      for (size_t i = 0; i < images.size(); ++i) {
+        const std::string name = images[i]["name"];
+        row("psnr", std::isinf(psnrs[i]) ? std::nullopt : std::optional<double>(psnrs[i]), name);
+        row("ssim", ssims[i], name);
+        if (lpips) row("lpips", lps[i], name);
+      }
+      rec->add_metrics(rows);
+      rec->finish();
+    }
     if (!o->csv.empty()) {
       std::string csv = "name,hr,sr,psnr,ssim" + std::string(lpips ? ",lpips" : "") + "\n";
       char buf[64];

@@ -26,5 +26,6 @@ void add_fid_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 void add_sr_command(CLI::App& app);
 void add_resize_command(CLI::App& app);
+void add_db_command(CLI::App& app);
 
 }  // namespace dmeval::cli

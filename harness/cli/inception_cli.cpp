@@ -7,9 +7,11 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/image_folder.h"
 #include "core/known_files.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "harness/cli/db_cli.h"
 
 namespace dmeval::cli {
 
@@ -108,6 +110,18 @@ PumpReport run_images(const ImageSource& source, const InceptionOptions& o, Ince
   PumpReport r = pump(source, sink, po);
   for (const auto& s : r.skipped) std::fprintf(stderr, "dmeval: skipped %s\n", s.c_str());
   return r;
+}
+
+int64_t record_reference(RunRecorder& rec, const std::string& path, const InceptionOptions& o,
+                         std::optional<int64_t> count) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    FolderRule rule = o.mode == "tf" ? FolderRule::kTorchFidelity : FolderRule::kPytorchFid;
+    return rec.reference_set(path, "images", count, list_images(path, rule));
+  }
+  std::string kind = "images";  // an .npz image batch
+  if (read_stats_file(path)) kind = NpzReader::open(path).contains("arr_0") ? "adm-batch" : "statistics";
+  return rec.reference_set(path, kind, count);
 }
 
 nlohmann::ordered_json provenance(const InceptionSetup& s, const InceptionOptions& o) {

@@ -48,6 +48,12 @@ PumpReport run_images(const ImageSource& source, const InceptionOptions& o, Ince
                       int64_t first_index = 0);
 PumpReport run_images(const std::string& path, const InceptionOptions& o, InceptionFeatureSink& sink);
 
+// Records `path` as a reference set of the run: a statistics/ADM .npz by its file hash, a folder by
+// the hashes of the files the chosen tool's rule picks.
+class RunRecorder;
+int64_t record_reference(RunRecorder& rec, const std::string& path, const InceptionOptions& o,
+                         std::optional<int64_t> count);
+
 // Provenance every result carries.
 nlohmann::ordered_json provenance(const InceptionSetup& s, const InceptionOptions& o);
 

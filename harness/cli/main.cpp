@@ -7,8 +7,10 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/invocation.h"
 
 int main(int argc, char** argv) {
+  dmeval::cli::set_invocation(argc, argv);
   CLI::App app{"dmeval: exact, fast evaluation of compressed diffusion models"};
   app.require_subcommand(1);
   app.fallthrough();
