@@ -49,9 +49,23 @@ struct MetricRow {
   std::string name;
   std::optional<double> value;  // nullopt: undefined (stored as NULL)
   std::optional<double> std;
+  std::optional<double> noise;  // std under resampling of the samples (bootstrap); regression threshold
   std::optional<int64_t> n;
   std::optional<std::string> dataset, item, feature_network, weights_sha256, mode, compat, details_json;
   std::optional<int64_t> reference_set_id;
+};
+
+struct ModelSize {
+  std::optional<int64_t> params;
+  std::optional<double> size_mb, fp_size_mb, bops, flops;
+  std::optional<std::string> bits_per_group_json, counting;
+};
+
+struct Latency {
+  std::string scope;  // unet_step, image, batch
+  std::optional<int64_t> batch, repeats;
+  std::optional<std::string> device;
+  std::optional<double> median_ms, p10_ms, p90_ms;
 };
 
 struct RunSummary {
@@ -76,6 +90,8 @@ class ResultsDb {
   void set_config(int64_t run, const RunConfig& config);
   int64_t add_reference_set(const ReferenceSet& r);  // existing (path, sha256) rows are reused
   void add_metrics(int64_t run, const std::vector<MetricRow>& rows);
+  void set_model_size(int64_t run, const ModelSize& size);
+  void add_latency(int64_t run, const Latency& latency);
 
   // Runs still 'running' whose process (same host) no longer exists become 'interrupted'.
   int mark_interrupted_runs();

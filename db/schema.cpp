@@ -105,6 +105,11 @@ ALTER TABLE metrics ADD COLUMN item TEXT;      -- NULL: the aggregate over the d
 ALTER TABLE runs ADD COLUMN heartbeat_at TEXT;
 CREATE INDEX metrics_name ON metrics (name, dataset);
 )sql"},
+      {3, "measurement noise per metric (bootstrap over samples) and model FLOPs",
+       R"sql(
+ALTER TABLE metrics ADD COLUMN noise REAL;     -- std of the metric under resampling (regression threshold)
+ALTER TABLE model_sizes ADD COLUMN flops REAL; -- per forward pass (SR tables print FLOPs (G))
+)sql"},
   };
   return kMigrations;
 }
