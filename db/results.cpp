@@ -121,7 +121,8 @@ void ResultsDb::add_metrics(int64_t run, const std::vector<MetricRow>& rows) {
   Statement s(
       conn_,
       "INSERT INTO metrics (run_id, name, value, std, n, dataset, item, feature_network, weights_sha256, "
-      "mode, compat, reference_set_id, details, created_at, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "mode, compat, reference_set_id, details, created_at, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, "
       "?, ?, ?)");
   const std::string now = utc_now();
   for (const MetricRow& m : rows) {
@@ -140,9 +141,10 @@ void ResultsDb::add_metrics(int64_t run, const std::vector<MetricRow>& rows) {
 
 void ResultsDb::set_model_size(int64_t run, const ModelSize& m) {
   Transaction t(conn_);
-  Statement s(conn_,
-              "INSERT OR REPLACE INTO model_sizes (run_id, params, size_mb, fp_size_mb, bops, bits_per_group, "
-              "counting, flops) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement s(
+      conn_,
+      "INSERT OR REPLACE INTO model_sizes (run_id, params, size_mb, fp_size_mb, bops, bits_per_group, "
+      "counting, flops) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, run).bind(2, m.params).bind(3, m.size_mb).bind(4, m.fp_size_mb).bind(5, m.bops);
   s.bind(6, m.bits_per_group_json).bind(7, m.counting).bind(8, m.flops).run();
   t.commit();
@@ -152,9 +154,10 @@ void ResultsDb::add_latency(int64_t run, const Latency& l) {
   if (l.scope != "unet_step" && l.scope != "image" && l.scope != "batch")
     fail("latency scope '{}' is not unet_step, image or batch", l.scope);
   Transaction t(conn_);
-  Statement s(conn_,
-              "INSERT INTO latencies (run_id, scope, batch, device, median_ms, p10_ms, p90_ms, repeats) VALUES (?, "
-              "?, ?, ?, ?, ?, ?, ?)");
+  Statement s(
+      conn_,
+      "INSERT INTO latencies (run_id, scope, batch, device, median_ms, p10_ms, p90_ms, repeats) VALUES (?, "
+      "?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, run).bind(2, l.scope).bind(3, l.batch).bind(4, l.device).bind(5, l.median_ms).bind(6, l.p10_ms);
   s.bind(7, l.p90_ms).bind(8, l.repeats).run();
   t.commit();

@@ -7,7 +7,7 @@ const std::vector<CommandSpec>& command_registry() {
       {"version", add_version_command},   {"inspect", add_inspect_command}, {"hash", add_hash_command},
       {"features", add_features_command}, {"stats", add_stats_command},     {"fid", add_fid_command},
       {"score", add_score_command},       {"sr", add_sr_command},           {"resize", add_resize_command},
-      {"db", add_db_command},
+      {"db", add_db_command},             {"report", add_report_command},
   };
   return kCommands;
 }

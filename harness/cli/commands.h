@@ -27,5 +27,6 @@ void add_score_command(CLI::App& app);
 void add_sr_command(CLI::App& app);
 void add_resize_command(CLI::App& app);
 void add_db_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace dmeval::cli

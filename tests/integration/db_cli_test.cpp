@@ -138,6 +138,24 @@ TEST(DbCli, GcRemovesOnlyFailedRunsArtifactsAndOnlyWhenAsked) {
   EXPECT_TRUE(fs::exists(kept));
 }
 
+TEST(DbCli, ReportTableFromRecordedRuns) {
+  Fixture f;
+  ASSERT_EQ(run_dmeval(f.sr("--tag t --method bicubic --dataset \"Set5 x4\"")).exit_code, 0);
+  json out = run_json(f.sr("--json"));
+  RunResult md = run_dmeval("report table --layout sr --db " + f.db, false);
+  ASSERT_EQ(md.exit_code, 0) << md.output;
+  EXPECT_NE(md.output.find("### Set5 x4"), std::string::npos) << md.output;
+  char psnr[32];
+  std::snprintf(psnr, sizeof psnr, "%.2f", out["mean"]["psnr"].get<double>());
+  EXPECT_NE(md.output.find(psnr), std::string::npos) << md.output;
+  RunResult tex = run_dmeval("report table --layout sr --format latex --with-paper --db " + f.db, false);
+  ASSERT_EQ(tex.exit_code, 0);
+  EXPECT_NE(tex.output.find("\\toprule"), std::string::npos) << tex.output;
+  RunResult none = run_dmeval("report table --tag nothing --db " + f.db);
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.output.find("no finished runs"), std::string::npos) << none.output;
+}
+
 TEST(DbCli, MissingDatabaseIsAClearError) {
   TempDir d;
   RunResult r = run_dmeval("db list --db " + d.file("nope.db"));

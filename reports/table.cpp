@@ -1,0 +1,297 @@
+#include "reports/table.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+
+namespace dmeval::reports {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Methods in the order the quantization papers print them, with their printed names.
+struct MethodName {
+  const char* key;
+  const char* printed;
+};
+const MethodName kMethodOrder[] = {{"fp", "FP"},
+                                   {"q-diffusion", "Q-Diffusion"},
+                                   {"ptqd", "PTQD"},
+                                   {"ptq4dm", "PTQ4DM"},
+                                   {"tinydm", "TinyDM"}};
+
+int method_rank(const std::string& m) {
+  const std::string l = lower(m);
+  for (size_t i = 0; i < std::size(kMethodOrder); ++i)
+    if (l == kMethodOrder[i].key || (l == "qdiffusion" && i == 1)) return static_cast<int>(i);
+  return static_cast<int>(std::size(kMethodOrder));
+}
+
+std::string method_printed(const std::string& m) {
+  const int r = method_rank(m);
+  return r < static_cast<int>(std::size(kMethodOrder)) ? kMethodOrder[r].printed : m;
+}
+
+std::string bits_text(const RunResult& r) {
+  if (!r.w_bits || !r.a_bits) return "";
+  return std::to_string(*r.w_bits) + "/" + std::to_string(*r.a_bits);
+}
+
+std::optional<double> raw_value(const RunResult& r, const std::string& metric) {
+  if (metric == "size_mb") return r.size_mb;
+  if (metric == "params_m") return r.params ? std::optional<double>(*r.params / 1e6) : std::nullopt;
+  if (metric == "flops_g") return r.flops ? std::optional<double>(*r.flops / 1e9) : std::nullopt;
+  auto it = r.metrics.find(metric);
+  return it == r.metrics.end() ? std::nullopt : it->second.value;
+}
+
+const MetricValue* metric_of(const RunResult& r, const std::string& metric) {
+  auto it = r.metrics.find(metric);
+  return it == r.metrics.end() ? nullptr : &it->second;
+}
+
+struct Layout {
+  const char* name;
+  std::function<std::vector<Table>(const std::vector<RunResult>&)> build;
+};
+
+// Rows from runs; `keys` gives a run's key cells, `group_of` its group (keys that group rows).
+Table make_table(const std::string& title, std::vector<std::string> key_headers, std::vector<Column> columns,
+                 std::vector<const RunResult*> runs,
+                 const std::function<std::vector<std::string>(const RunResult&)>& keys,
+                 const std::function<std::string(const RunResult&)>& group_of) {
+  Table t;
+  t.title = title;
+  t.key_headers = std::move(key_headers);
+  t.columns = std::move(columns);
+  std::map<std::string, int> groups;
+  for (const RunResult* r : runs) {
+    Row row;
+    row.keys = keys(*r);
+    row.run_id = r->id;
+    row.dataset = r->dataset;
+    const std::string g = group_of(*r);
+    row.group = groups.emplace(g, static_cast<int>(groups.size())).first->second;
+    for (const Column& c : t.columns) {
+      Cell cell;
+      if (auto v = raw_value(*r, c.metric)) cell.value = *v * c.scale;
+      row.cells.push_back(cell);
+    }
+    t.rows.push_back(row);
+  }
+  return t;
+}
+
+std::vector<Column> tinydm_columns() {
+  return {{"Size (MB)", "size_mb", 0, 2, 1},
+          {"FID ↓", "fid", -1, 2, 1},
+          {"sFID ↓", "sfid", -1, 2, 1},
+          {"IS ↑", "is", +1, 2, 1},
+          {"Precision ↑", "precision", +1, 2, 100}};
+}
+
+std::vector<Table> tinydm_layout(const std::vector<RunResult>& results) {
+  std::vector<const RunResult*> runs;
+  for (const auto& r : results) runs.push_back(&r);
+  std::stable_sort(runs.begin(), runs.end(), [](const RunResult* a, const RunResult* b) {
+    auto s = [](const RunResult* r) { return r->steps.value_or(0); };
+    if (s(a) != s(b)) return s(a) < s(b);
+    auto w = [](const RunResult* r) { return std::make_pair(r->w_bits.value_or(0), r->a_bits.value_or(0)); };
+    if (w(a) != w(b)) return w(a) > w(b);  // FP (32/32) first, then fewer bits
+    if (method_rank(a->method) != method_rank(b->method))
+      return method_rank(a->method) < method_rank(b->method);
+    return a->method < b->method;
+  });
+  auto steps = [](const RunResult& r) { return r.steps ? std::to_string(*r.steps) : std::string(); };
+  return {make_table(
+      "", {"Timesteps", "Bit-width (W/A)", "Method"}, tinydm_columns(), runs,
+      [&](const RunResult& r) {
+        return std::vector<std::string>{steps(r), bits_text(r), method_printed(r.method)};
+      },
+      [&](const RunResult& r) { return steps(r) + "|" + bits_text(r); })};
+}
+
+std::vector<Table> sr_layout(const std::vector<RunResult>& results) {
+  std::map<std::string, std::vector<const RunResult*>> by_dataset;
+  std::vector<std::string> order;
+  for (const auto& r : results) {
+    if (!by_dataset.count(r.dataset)) order.push_back(r.dataset);
+    by_dataset[r.dataset].push_back(&r);
+  }
+  std::vector<Table> out;
+  for (const auto& d : order) {
+    std::vector<Column> cols = {{"Params (M)", "params_m", 0, 2, 1},
+                                {"FLOPs (G)", "flops_g", 0, 2, 1},
+                                {"PSNR", "psnr", +1, 2, 1},
+                                {"SSIM", "ssim", +1, 4, 1},
+                                {"LPIPS", "lpips", -1, 4, 1}};
+    out.push_back(make_table(
+        d.empty() ? "(no dataset recorded)" : d, {"Method"}, cols, by_dataset[d],
+        [](const RunResult& r) { return std::vector<std::string>{method_printed(r.method)}; },
+        [](const RunResult&) { return std::string("all"); }));
+  }
+  return out;
+}
+
+std::vector<Table> generic_layout(const std::vector<RunResult>& results) {
+  static const char* kKnown[] = {"fid", "sfid", "is", "precision", "recall", "kid", "psnr", "ssim", "lpips"};
+  std::vector<std::string> names;
+  for (const char* k : kKnown)
+    for (const auto& r : results)
+      if (r.metrics.count(k)) {
+        names.push_back(k);
+        break;
+      }
+  for (const auto& r : results)
+    for (const auto& [k, v] : r.metrics)
+      if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
+  std::vector<Column> cols;
+  bool any_size = false;
+  for (const auto& r : results) any_size |= r.size_mb.has_value();
+  if (any_size) cols.push_back({"Size (MB)", "size_mb", 0, 2, 1});
+  for (const auto& n : names) cols.push_back({n, n, 0, 4, 1});
+  std::vector<const RunResult*> runs;
+  for (const auto& r : results) runs.push_back(&r);
+  auto opt = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string(); };
+  return {make_table(
+      "", {"Run", "Tag", "Method", "W/A", "Steps", "Dataset"}, cols, runs,
+      [&](const RunResult& r) {
+        return std::vector<std::string>{std::to_string(r.id), r.tag,        r.method,
+                                        bits_text(r),         opt(r.steps), r.dataset};
+      },
+      [](const RunResult& r) { return std::to_string(r.id); })};
+}
+
+const std::vector<Layout>& layouts() {
+  static const std::vector<Layout> kLayouts = {
+      {"tinydm", tinydm_layout}, {"sr", sr_layout}, {"generic", generic_layout}};
+  return kLayouts;
+}
+
+// What differs between two provenance records, in words.
+std::string describe_difference(const MetricValue& cell, const MetricValue& column) {
+  std::vector<std::string> parts;
+  auto cmp = [&](const std::string& what, const std::string& a, const std::string& b, bool hash) {
+    if (a == b) return;
+    auto show = [&](const std::string& v) {
+      if (v.empty()) return std::string("(not recorded)");
+      return hash ? v.substr(0, 12) : v;
+    };
+    parts.push_back(what + " " + show(a) + " instead of " + show(b));
+  };
+  cmp("feature network", cell.feature_network, column.feature_network, false);
+  cmp("weights", cell.weights_sha256, column.weights_sha256, true);
+  cmp("preprocessing/conventions", cell.mode, column.mode, false);
+  cmp("compat", cell.compat, column.compat, false);
+  cmp("reference set", cell.reference_sha256, column.reference_sha256, true);
+  std::string s;
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? "; " : "") + parts[i];
+  return s;
+}
+
+// Marks cells whose provenance is not their column's (the most common one) and adds footnotes.
+void mark_incomparable(Table& t, const std::vector<const RunResult*>& runs) {
+  for (size_t c = 0; c < t.columns.size(); ++c) {
+    std::map<std::string, int> counts;
+    std::map<std::string, const MetricValue*> example;
+    for (const RunResult* r : runs)
+      if (const MetricValue* m = metric_of(*r, t.columns[c].metric); m && m->value) {
+        ++counts[m->provenance_key()];
+        example.emplace(m->provenance_key(), m);
+      }
+    if (counts.size() < 2) continue;
+    std::string majority;
+    int best = -1;
+    for (const auto& [k, n] : counts)
+      if (n > best) best = n, majority = k;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const MetricValue* m = metric_of(*runs[i], t.columns[c].metric);
+      if (!m || !m->value || m->provenance_key() == majority) continue;
+      // One footnote per run and difference, shared by that run's cells in every column it affects.
+      const std::string note = t.rows[i].keys.back() + " (run " + std::to_string(runs[i]->id) +
+                               ") was computed differently from the rest of its column: " +
+                               describe_difference(*m, *example[majority]);
+      auto it = std::find(t.footnotes.begin(), t.footnotes.end(), note);
+      if (it == t.footnotes.end()) it = t.footnotes.insert(t.footnotes.end(), note);
+      t.rows[i].cells[c].mark = static_cast<int>(it - t.footnotes.begin()) + 1;
+    }
+  }
+}
+
+void mark_best(Table& t) {
+  for (size_t c = 0; c < t.columns.size(); ++c) {
+    if (t.columns[c].better == 0) continue;
+    std::map<int, std::vector<size_t>> groups;
+    for (size_t i = 0; i < t.rows.size(); ++i)
+      if (t.rows[i].cells[c].value && t.rows[i].cells[c].mark == 0) groups[t.rows[i].group].push_back(i);
+    for (auto& [g, idx] : groups) {
+      if (idx.size() < 2) continue;
+      double best = t.rows[idx[0]].cells[c].value.value();
+      for (size_t i : idx) {
+        double v = *t.rows[i].cells[c].value;
+        if (t.columns[c].better < 0 ? v < best : v > best) best = v;
+      }
+      for (size_t i : idx)
+        if (*t.rows[i].cells[c].value == best) t.rows[i].cells[c].best = true;
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> table_layout_names() {
+  std::vector<std::string> n;
+  for (const auto& l : layouts()) n.push_back(l.name);
+  return n;
+}
+
+std::vector<Table> build_tables(const std::vector<RunResult>& results, const TableOptions& o) {
+  const Layout* layout = nullptr;
+  for (const auto& l : layouts())
+    if (o.layout == l.name) layout = &l;
+  if (!layout) fail("unknown table layout '{}'", o.layout);
+  std::vector<Table> tables = layout->build(results);
+  for (Table& t : tables) {
+    // The run behind each row.
+    std::vector<const RunResult*> runs;
+    for (const Row& row : t.rows) {
+      const RunResult* found = nullptr;
+      for (const auto& r : results)
+        if (r.id == row.run_id && r.dataset == row.dataset) found = &r;
+      runs.push_back(found);
+    }
+    mark_incomparable(t, runs);
+    mark_best(t);
+    if (o.with_paper) {
+      for (size_t i = 0; i < t.rows.size(); ++i) {
+        const RunResult* r = runs[i];
+        if (!r) continue;
+        const std::string dataset = r->dataset.empty() ? o.paper_dataset : r->dataset;
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+          auto pn = published_name(t.columns[c].metric);
+          if (!pn || !t.rows[i].cells[c].value) continue;
+          t.rows[i].cells[c].paper_looked_up = true;
+          if (const PublishedValue* p =
+                  find_published(o.published, r->method, r->w_bits, r->a_bits, r->steps, dataset, pn->metric))
+            t.rows[i].cells[c].paper = p->value;
+        }
+      }
+    }
+  }
+  return tables;
+}
+
+std::string mark_symbol(int k) {
+  static const char* kMarks[] = {"†", "‡", "§", "¶", "‖"};
+  if (k >= 1 && k <= 5) return kMarks[k - 1];
+  return "[" + std::to_string(k) + "]";
+}
+
+}  // namespace dmeval::reports
