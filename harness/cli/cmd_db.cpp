@@ -157,14 +157,14 @@ void add_db_command(CLI::App& app) {
     ojson j = query(c, "SELECT * FROM runs WHERE id = ?", id).at(0);
     auto cfg = query(c, "SELECT * FROM run_configs WHERE run_id = ?", id);
     j["config"] = cfg.empty() ? ojson(nullptr) : cfg[0];
-    j["metrics"] =
-        query(c,
-              std::string("SELECT m.name, m.value, m.std, m.n, m.dataset, m.item, m.feature_network, "
-                          "m.weights_sha256, m.mode, m.compat, rs.path AS reference, rs.sha256 AS "
-                          "reference_sha256 FROM metrics m LEFT JOIN reference_sets rs ON rs.id = "
-                          "m.reference_set_id WHERE m.run_id = ?") +
-                  (o->items ? "" : " AND m.item IS NULL") + " ORDER BY m.id",
-              id);
+    j["metrics"] = query(
+        c,
+        std::string("SELECT m.name, m.value, m.std, m.noise, m.n, m.dataset, m.item, m.feature_network, "
+                    "m.weights_sha256, m.mode, m.compat, rs.path AS reference, rs.sha256 AS "
+                    "reference_sha256 FROM metrics m LEFT JOIN reference_sets rs ON rs.id = "
+                    "m.reference_set_id WHERE m.run_id = ?") +
+            (o->items ? "" : " AND m.item IS NULL") + " ORDER BY m.id",
+        id);
     j["latencies"] = query(c, "SELECT * FROM latencies WHERE run_id = ?", id);
     auto size = query(c, "SELECT * FROM model_sizes WHERE run_id = ?", id);
     if (!size.empty()) j["model_size"] = size[0];
@@ -188,8 +188,9 @@ void add_db_command(CLI::App& app) {
               it.value().is_string() ? it.value().get<std::string>().c_str() : it.value().dump().c_str());
     for (const auto& m : j["metrics"]) {
       std::string v = m["value"].is_null() ? "(undefined)" : m["value"].dump();
-      std::printf("  %-8s %-22s%s%s  n=%s  %s%s\n", m["name"].get<std::string>().c_str(), v.c_str(),
+      std::printf("  %-8s %-22s%s%s%s  n=%s  %s%s\n", m["name"].get<std::string>().c_str(), v.c_str(),
                   m["std"].is_null() ? "" : (" ± " + m["std"].dump()).c_str(),
+                  m["noise"].is_null() ? "" : ("  noise " + m["noise"].dump()).c_str(),
                   m["item"].is_null() ? "" : ("  [" + m["item"].get<std::string>() + "]").c_str(),
                   m["n"].is_null() ? "-" : m["n"].dump().c_str(),
                   m["dataset"].is_null() ? "" : (m["dataset"].get<std::string>() + ", ").c_str(),

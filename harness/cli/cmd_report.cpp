@@ -7,12 +7,65 @@
 #include "db/results.h"
 #include "harness/cli/commands.h"
 #include "reports/published.h"
+#include "reports/regression.h"
 #include "reports/result_set.h"
 #include "reports/table.h"
 
 #include <CLI/CLI.hpp>
 
 namespace dmeval::cli {
+
+namespace {
+void write_text(const std::string& out, const std::string& text) {
+  if (out.empty() || out == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return;
+  }
+  AtomicFile f(out);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+db::ResultsDb open_db(const std::string& db) {
+  const std::string path = db.empty() ? db::default_db_path() : db;
+  if (!std::filesystem::exists(path))
+    fail("{}: no results database here (pass --db PATH or set DMEVAL_DB)", path);
+  return db::ResultsDb::open(path);
+}
+
+void add_regress(CLI::App* cmd) {
+  struct Opts {
+    std::string db, baseline, candidate, format = "md", out;
+    std::vector<std::string> thresholds;
+    double noise_k = 2.0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* r = cmd->add_subcommand("regress", "compare a candidate run with a baseline; exit 1 on regression");
+  r->add_option("--db", o->db, "results database (default: $DMEVAL_DB, else ./dmeval.db)");
+  r->add_option("--baseline", o->baseline, "run id, tag, latest or previous")->required();
+  r->add_option("--candidate", o->candidate, "run id, tag, latest or previous")->required();
+  r->add_option(
+      "--threshold", o->thresholds,
+      "per-metric threshold, absolute (fid=0.5) or relative (fid=2%); repeatable. Defaults: fid/sfid/is "
+      "2%, precision/recall 0.01, kid 0.001, psnr 0.01 dB, ssim 0.0005, lpips 0.002, latency 5%, size "
+      "0.01 MB");
+  r->add_option("--noise-k", o->noise_k, "a change must also exceed k x the combined noise (default 2)")
+      ->check(CLI::NonNegativeNumber);
+  r->add_option("--format", o->format, "md or html")->check(CLI::IsMember({"md", "html"}));
+  r->add_option("-o,--output", o->out, "output file (default: standard output)");
+  r->callback([o] {
+    db::ResultsDb rdb = open_db(o->db);
+    reports::RegressOptions ro;
+    ro.noise_k = o->noise_k;
+    for (const auto& t : o->thresholds) ro.thresholds.insert(reports::parse_threshold(t));
+    const int64_t b = rdb.resolve_run(o->baseline), c = rdb.resolve_run(o->candidate);
+    if (b == c) fail("--baseline and --candidate are the same run ({})", b);
+    reports::RegressReport rep = reports::compare_runs(rdb.connection(), b, c, ro);
+    write_text(o->out, reports::render_regress(rep, o->format));
+    if (rep.failed()) throw ExitCode{1};
+  });
+}
+}  // namespace
 
 void add_report_command(CLI::App& app) {
   struct Opts {
@@ -25,6 +78,7 @@ void add_report_command(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("report", "tables (and later plots, regressions, HTML) from the results database");
   cmd->require_subcommand(1);
+  add_regress(cmd);
   auto* table = cmd->add_subcommand("table", "a comparison table as the papers print it");
   table->add_option("--db", o->db, "results database (default: $DMEVAL_DB, else ./dmeval.db)");
   table
@@ -65,14 +119,7 @@ void add_report_command(CLI::App& app) {
     if (o->with_paper)
       to.published =
           reports::load_published(o->published.empty() ? reports::default_published_path() : o->published);
-    const std::string text = reports::render_tables(reports::build_tables(results, to), o->format);
-    if (o->out.empty() || o->out == "-") {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-    } else {
-      AtomicFile f(o->out);
-      f.write(text.data(), text.size());
-      f.commit();
-    }
+    write_text(o->out, reports::render_tables(reports::build_tables(results, to), o->format));
   });
 }
 

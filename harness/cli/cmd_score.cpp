@@ -9,6 +9,7 @@
 #include "harness/cli/commands.h"
 #include "harness/cli/db_cli.h"
 #include "harness/cli/inception_cli.h"
+#include "metrics/bootstrap.h"
 #include "metrics/inception_score.h"
 #include "metrics/kid.h"
 #include "metrics/precision_recall.h"
@@ -20,6 +21,7 @@ void add_score_command(CLI::App& app) {
     InceptionOptions inception;
     DbOptions db;
     std::string gen, ref, metrics = "fid,sfid,is,precision,recall,kid", is_scheme = "torch-fidelity";
+    int64_t bootstrap = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd =
@@ -31,6 +33,12 @@ void add_score_command(CLI::App& app) {
   cmd->add_option("--is-scheme", o->is_scheme,
                   "IS splits: torch-fidelity (10 shuffled) or adm (consecutive 5000)")
       ->check(CLI::IsMember({"torch-fidelity", "adm"}));
+  cmd->add_option(
+         "--bootstrap", o->bootstrap,
+         "estimate the sampling noise of FID and IS from this many resamples of the generated images "
+         "(recorded for regression reports; keeps the generated pool3 features in memory). Precision and "
+         "recall always get their binomial noise")
+      ->check(CLI::NonNegativeNumber);
   add_inception_options(cmd, o->inception);
   add_db_options(cmd, o->db);
   cmd->callback([o] {
@@ -68,7 +76,8 @@ void add_score_command(CLI::App& app) {
                             ref_source->size() <= kKeepFeaturesUpTo;
     auto make_sink = [&](bool logits) {
       std::vector<std::string> keep;
-      if (need_pool3 || (keep_small && want.count("fid"))) keep.push_back("pool3");
+      if (need_pool3 || (keep_small && want.count("fid")) || (o->bootstrap > 1 && want.count("fid")))
+        keep.push_back("pool3");
       if (keep_small && want.count("sfid")) keep.push_back("spatial");
       if (logits) keep.push_back("logits-unbiased");
       std::vector<std::string> moment_taps;
@@ -103,6 +112,8 @@ void add_score_command(CLI::App& app) {
     if (want.count("fid")) {
       FrechetResult f = distance(gen.stats("pool3"), *ref_stats, "pool3");
       m["fid"] = {{"value", f.value}, {"features", "pool3 (2048)"}, {"route", frechet_route_name(f.route)}};
+      if (o->bootstrap > 1)
+        m["fid"]["noise"] = fid_bootstrap_std(gen.features("pool3"), *ref_stats, {o->bootstrap, 2020});
     }
     if (want.count("sfid")) {
       FrechetResult f = distance(gen.stats("spatial"), *ref_spatial, "spatial");
@@ -119,12 +130,29 @@ void add_score_command(CLI::App& app) {
                  {"std", is.std},
                  {"scheme", is.scheme},
                  {"features", "logits without bias (1008)"}};
+      if (o->bootstrap > 1)
+        m["is"]["noise"] =
+            bootstrap_std(logits,
+                          [&](const torch::Tensor& x) {
+                            return (o->is_scheme == "adm"
+                                        ? inception_score_adm(x)
+                                        : inception_score_torch_fidelity(x, std::min<int64_t>(10, x.size(0))))
+                                .mean;
+                          },
+                          {o->bootstrap, 2020});
     }
     if (want.count("precision") || want.count("recall")) {
       PrecisionRecall pr = precision_recall(ref->features("pool3"), gen.features("pool3"));
       if (want.count("precision"))
-        m["precision"] = {{"value", pr.precision}, {"k", 3}, {"features", "pool3 (2048)"}};
-      if (want.count("recall")) m["recall"] = {{"value", pr.recall}, {"k", 3}, {"features", "pool3 (2048)"}};
+        m["precision"] = {{"value", pr.precision},
+                          {"k", 3},
+                          {"features", "pool3 (2048)"},
+                          {"noise", binomial_std(pr.precision, gen.features("pool3").size(0))}};
+      if (want.count("recall"))
+        m["recall"] = {{"value", pr.recall},
+                       {"k", 3},
+                       {"features", "pool3 (2048)"},
+                       {"noise", binomial_std(pr.recall, ref->features("pool3").size(0))}};
     }
     if (want.count("kid")) {
       torch::Tensor g = gen.features("pool3"), r = ref->features("pool3");

@@ -9,6 +9,12 @@
 
 namespace dmeval::cli {
 
+// Thrown by a command that completed its output but must end with a non-zero status (e.g. a
+// regression report that found a regression); main returns `code` without printing an error.
+struct ExitCode {
+  int code;
+};
+
 struct CommandSpec {
   const char* name;
   // Adds the subcommand (options + callback) to the app.

@@ -126,6 +126,7 @@ std::vector<db::MetricRow> inception_metric_rows(const nlohmann::ordered_json& m
     const auto& v = it.value();
     if (v.contains("value") && v["value"].is_number()) r.value = v["value"].get<double>();
     if (v.contains("std") && v["std"].is_number()) r.std = v["std"].get<double>();
+    if (v.contains("noise") && v["noise"].is_number()) r.noise = v["noise"].get<double>();
     r.n = n;
     r.feature_network = provenance.value("feature_network", std::string());
     r.weights_sha256 = provenance.value("weights_sha256", std::string());

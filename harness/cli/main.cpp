@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const dmeval::cli::ExitCode& e) {
+    return e.code;
   } catch (const dmeval::Error& e) {
     std::fprintf(stderr, "dmeval: error: %s\n", e.what());
     return 1;

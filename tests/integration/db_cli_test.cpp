@@ -156,6 +156,35 @@ TEST(DbCli, ReportTableFromRecordedRuns) {
   EXPECT_NE(none.output.find("no finished runs"), std::string::npos) << none.output;
 }
 
+TEST(DbCli, RegressExitsOneOnRegressionOnly) {
+  TempDir d;
+  const std::string path = d.file("r.db");
+  {
+    db::ResultsDb r = db::ResultsDb::open(path);
+    for (auto [tag, fid] : {std::pair<const char*, double>{"base", 10.0}, {"cand", 11.0}}) {
+      db::RunInfo i;
+      i.command_line = "x";
+      i.tag = tag;
+      int64_t run = r.begin_run(i);
+      db::MetricRow m;
+      m.name = "fid", m.value = fid, m.noise = 0.1;
+      r.add_metrics(run, {m});
+      r.end_run(run, "finished");
+    }
+  }
+  RunResult bad = run_dmeval("report regress --baseline base --candidate cand --db " + path, false);
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("REGRESSED"), std::string::npos) << bad.output;
+  RunResult ok = run_dmeval(
+      "report regress --baseline base --candidate cand --threshold fid=20% --format html --db " + path,
+      false);
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("PASS"), std::string::npos) << ok.output;
+  RunResult same = run_dmeval("report regress --baseline base --candidate base --db " + path);
+  EXPECT_EQ(same.exit_code, 1);
+  EXPECT_NE(same.output.find("same run"), std::string::npos) << same.output;
+}
+
 TEST(DbCli, MissingDatabaseIsAClearError) {
   TempDir d;
   RunResult r = run_dmeval("db list --db " + d.file("nope.db"));
