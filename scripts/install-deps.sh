@@ -20,8 +20,10 @@ PACKAGES=(
   libopencv-core-dev libopencv-imgcodecs-dev   # JPEG/BMP/TIFF/WebP decoding
   libpng-dev libzip-dev libssl-dev libsqlite3-dev libeigen3-dev
   nlohmann-json3-dev libfmt-dev libspdlog-dev libcli11-dev
+  libplplot-dev plplot-driver-cairo   # report plots (PNG through PLplot's cairo driver)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  chromium                            # renders the HTML report in a headless browser test
 )
 
 missing=()

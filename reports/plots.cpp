@@ -1,0 +1,238 @@
+#include "reports/plots.h"
+
+#include <plplot/plstream.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace dmeval::reports {
+
+namespace {
+
+// cmap0: 0 white background, 1 black axes/text, then distinguishable series colours.
+void setup(plstream& pls, const std::string& path, int width, int height) {
+  pls.sdev("pngcairo");
+  pls.sfnam(path.c_str());
+  pls.spage(0, 0, width, height, 0, 0);
+  PLINT r[] = {255, 0, 31, 255, 44, 214, 148, 140, 227, 127};
+  PLINT g[] = {255, 0, 119, 127, 160, 39, 103, 86, 119, 127};
+  PLINT b[] = {255, 0, 180, 14, 44, 40, 189, 75, 194, 127};
+  pls.scmap0(r, g, b, 10);
+  pls.init();
+}
+
+PLINT series_colour(size_t i) {
+  return static_cast<PLINT>(2 + i % 8);
+}
+
+void frame(plstream& pls, double x0, double x1, double y0, double y1, const std::string& xl,
+           const std::string& yl, const std::string& title, bool log_x) {
+  pls.col0(1);
+  pls.env(x0, x1, y0, y1, 0, log_x ? 10 : 0);
+  pls.lab(xl.c_str(), yl.c_str(), title.c_str());
+}
+
+std::pair<double, double> padded(double lo, double hi) {
+  if (hi <= lo) return {lo - 1, hi + 1};
+  const double pad = 0.15 * (hi - lo);
+  return {lo - pad, hi + pad};
+}
+
+std::string label_of(const RunResult& r) {
+  std::string s = r.method.empty() ? "run " + std::to_string(r.id) : r.method;
+  if (r.w_bits && r.a_bits) s += " W" + std::to_string(*r.w_bits) + "A" + std::to_string(*r.a_bits);
+  return s;
+}
+
+// PLplot renders a file only when the stream is destroyed; the scope below does that.
+void check_written(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0)
+    fail("{}: PLplot did not write the plot (is the plplot-driver-cairo package installed?)", path);
+}
+
+}  // namespace
+
+std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector<double>& y) {
+  std::vector<size_t> idx(x.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(),
+            [&](size_t a, size_t b) { return x[a] != x[b] ? x[a] < x[b] : y[a] < y[b]; });
+  std::vector<size_t> front;
+  double best = INFINITY;
+  for (size_t i : idx)
+    if (y[i] < best) {
+      front.push_back(i);
+      best = y[i];
+    }
+  return front;
+}
+
+bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& path) {
+  std::vector<double> xs, ys;
+  std::vector<std::string> labels;
+  std::vector<std::string> methods;
+  for (const auto& r : results) {
+    auto it = r.metrics.find("fid");
+    if (!r.size_mb || it == r.metrics.end() || !it->second.value || *r.size_mb <= 0) continue;
+    xs.push_back(std::log10(*r.size_mb));
+    ys.push_back(*it->second.value);
+    labels.push_back(label_of(r));
+    methods.push_back(r.method);
+  }
+  if (xs.empty()) return false;
+  {
+    plstream pls;
+    setup(pls, path, 900, 600);
+    auto [x0, x1] = padded(*std::min_element(xs.begin(), xs.end()), *std::max_element(xs.begin(), xs.end()));
+    auto [y0, y1] = padded(*std::min_element(ys.begin(), ys.end()), *std::max_element(ys.begin(), ys.end()));
+    frame(pls, x0, x1, y0, y1, "Model size (MB, log scale)", "FID (lower is better)", "FID vs model size",
+          true);
+    std::map<std::string, size_t> colour;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const size_t c = colour.emplace(methods[i], colour.size()).first->second;
+      pls.col0(series_colour(c));
+      PLFLT px = xs[i], py = ys[i];
+      pls.poin(1, &px, &py, 17);
+      pls.schr(0, 0.7);
+      pls.ptex(px, py + 0.025 * (y1 - y0), 1, 0, 0.5, labels[i].c_str());
+      pls.schr(0, 1.0);
+    }
+    auto front = pareto_front(xs, ys);
+    std::vector<PLFLT> fx, fy;
+    for (size_t i : front) fx.push_back(xs[i]), fy.push_back(ys[i]);
+    pls.col0(1);
+    pls.lsty(2);
+    if (fx.size() > 1) pls.line(static_cast<PLINT>(fx.size()), fx.data(), fy.data());
+    pls.lsty(1);
+    pls.mtex("t", 0.5, 0.0, 0.0, "dashed: Pareto front");
+  }
+  check_written(path);
+  return true;
+}
+
+bool plot_metric_vs_bits(const std::vector<RunResult>& results, const std::string& metric,
+                         const std::string& path) {
+  std::map<std::string, std::vector<std::pair<double, double>>> by_method;
+  for (const auto& r : results) {
+    auto it = r.metrics.find(metric);
+    if (!r.w_bits || it == r.metrics.end() || !it->second.value) continue;
+    by_method[r.method.empty() ? "?" : r.method].emplace_back(static_cast<double>(*r.w_bits),
+                                                              *it->second.value);
+  }
+  if (by_method.empty()) return false;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (auto& [m, pts] : by_method) {
+    std::sort(pts.begin(), pts.end());
+    for (auto [x, y] : pts)
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  }
+  {
+    plstream pls;
+    setup(pls, path, 900, 600);
+    auto [px0, px1] = padded(std::log2(x0), std::log2(x1));
+    auto [py0, py1] = padded(y0, y1);
+    frame(pls, px0, px1, py0, py1, "weight bits (log2)", metric.c_str(),
+          (metric + " vs weight bit-width").c_str(), false);
+    size_t c = 0;
+    for (const auto& [m, pts] : by_method) {
+      std::vector<PLFLT> xs, ys;
+      for (auto [x, y] : pts) xs.push_back(std::log2(x)), ys.push_back(y);
+      pls.col0(series_colour(c++));
+      pls.line(static_cast<PLINT>(xs.size()), xs.data(), ys.data());
+      pls.poin(static_cast<PLINT>(xs.size()), xs.data(), ys.data(), 17);
+      pls.schr(0, 0.7);
+      pls.ptex(xs.back(), ys.back() + 0.025 * (py1 - py0), 1, 0, 0.5, m.c_str());
+      pls.schr(0, 1.0);
+    }
+  }
+  check_written(path);
+  return true;
+}
+
+bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& path) {
+  if (bars.empty()) return false;
+  double hi = 0;
+  for (const auto& b : bars) hi = std::max({hi, b.median_ms, b.p90_ms});
+  {
+    plstream pls;
+    setup(pls, path, 900, 600);
+    pls.col0(1);
+    pls.env(0, static_cast<PLFLT>(bars.size()), 0, hi * 1.15, 0, -2);
+    pls.box("bc", 0, 0, "bcnstv", 0, 0);
+    pls.lab("", "latency (ms; bar = median, whisker = p10..p90)", "Latency per method");
+    for (size_t i = 0; i < bars.size(); ++i) {
+      const PLFLT l = i + 0.15, r = i + 0.85;
+      PLFLT x[] = {l, l, r, r}, y[] = {0, bars[i].median_ms, bars[i].median_ms, 0};
+      pls.col0(series_colour(i));
+      pls.fill(4, x, y);
+      pls.col0(1);
+      PLFLT wx[] = {i + 0.5, i + 0.5}, wy[] = {bars[i].p10_ms, bars[i].p90_ms};
+      pls.line(2, wx, wy);
+      pls.schr(0, 0.7);
+      pls.mtex("b", 1.5, (i + 0.5) / bars.size(), 0.5, bars[i].label.c_str());
+      pls.schr(0, 1.0);
+    }
+  }
+  check_written(path);
+  return true;
+}
+
+Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption) {
+  if (images.empty()) fail("sample grid: no images");
+  if (columns < 1) fail("sample grid: columns must be >= 1");
+  const int h = images[0].height, w = images[0].width, gap = 2;
+  for (const auto& im : images)
+    if (im.height != h || im.width != w)
+      fail("sample grid: images differ in size ({}x{} vs {}x{})", im.width, im.height, w, h);
+  const int cols = std::min<int>(columns, static_cast<int>(images.size()));
+  const int rows = (static_cast<int>(images.size()) + cols - 1) / cols;
+  const int gw = cols * w + (cols + 1) * gap, gh = rows * h + (rows + 1) * gap;
+  // Caption strip rendered by PLplot, as wide as the grid.
+  Image strip;
+  {
+    char tmpl[] = "/tmp/dmeval-caption-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    if (fd < 0) fail("sample grid: cannot create a temporary file");
+    close(fd);
+    const std::string png = std::string(tmpl) + ".png";
+    {
+      plstream pls;
+      setup(pls, png, std::max(gw, 64), 28);
+      pls.adv(0);
+      pls.vpor(0, 1, 0, 1);
+      pls.wind(0, 1, 0, 1);
+      pls.col0(1);
+      pls.schr(3.0, 1.0);  // absolute character height (mm), independent of the strip's width
+      pls.ptex(0.5, 0.3, 1, 0, 0.5, caption.c_str());
+    }
+    strip = decode_image_file(png);
+    std::remove(png.c_str());
+    std::remove(tmpl);
+  }
+  Image out;
+  out.width = std::max(gw, strip.width);
+  out.height = gh + strip.height;
+  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 255);
+  for (int y = 0; y < strip.height; ++y)
+    std::copy_n(strip.pixels.data() + static_cast<size_t>(y) * strip.width * 3,
+                static_cast<size_t>(strip.width) * 3,
+                out.pixels.data() + static_cast<size_t>(y) * out.width * 3);
+  for (size_t k = 0; k < images.size(); ++k) {
+    const int r = static_cast<int>(k) / cols, c = static_cast<int>(k) % cols;
+    const int oy = strip.height + gap + r * (h + gap), ox = gap + c * (w + gap);
+    for (int y = 0; y < h; ++y)
+      std::copy_n(images[k].pixels.data() + static_cast<size_t>(y) * w * 3, static_cast<size_t>(w) * 3,
+                  out.pixels.data() + (static_cast<size_t>(oy + y) * out.width + ox) * 3);
+  }
+  return out;
+}
+
+}  // namespace dmeval::reports

@@ -1,0 +1,30 @@
+// Plots as PNG through PLplot (Debian's libplplot, cairo driver): FID vs model size with the Pareto
+// front, a metric vs weight bit-width per method, latency per method; and labeled sample grids.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/image.h"
+#include "reports/result_set.h"
+
+namespace dmeval::reports {
+
+struct LatencyBar {
+  std::string label;
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+};
+
+// Each returns false (and writes nothing) when the results hold no point to plot.
+bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& png_path);
+bool plot_metric_vs_bits(const std::vector<RunResult>& results, const std::string& metric,
+                         const std::string& png_path);
+bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& png_path);
+
+// The first images of a folder in a grid with a caption rendered above it (e.g. "TinyDM W4A8").
+Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption);
+
+// The Pareto front of (x lower better, y lower better) points: indices, by increasing x.
+std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector<double>& y);
+
+}  // namespace dmeval::reports

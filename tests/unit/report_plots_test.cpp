@@ -1,0 +1,80 @@
+// Plots (PLplot, PNG) and sample grids: files are real PNGs of the requested size with content,
+// the Pareto front is right, and empty inputs write nothing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/image.h"
+#include "reports/plots.h"
+#include "tests/support/temp_dir.h"
+
+namespace dmeval::reports {
+namespace {
+
+using test::TempDir;
+
+RunResult run(const char* method, int64_t w, double size, double fid, double is) {
+  RunResult r;
+  r.method = method;
+  r.w_bits = w;
+  r.a_bits = 8;
+  r.size_mb = size;
+  r.metrics["fid"].value = fid;
+  r.metrics["is"].value = is;
+  return r;
+}
+
+// Non-white pixels: the plot has content.
+int64_t ink(const Image& img) {
+  int64_t n = 0;
+  for (size_t i = 0; i < img.pixels.size(); i += 3)
+    n += img.pixels[i] < 200 || img.pixels[i + 1] < 200 || img.pixels[i + 2] < 200;
+  return n;
+}
+
+TEST(ReportPlots, ParetoFront) {
+  auto f = pareto_front({1, 2, 3, 4}, {5, 6, 2, 3});
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0], 0u);
+  EXPECT_EQ(f[1], 2u);
+}
+
+TEST(ReportPlots, WritesPngs) {
+  TempDir d;
+  std::vector<RunResult> rs = {run("fp", 32, 1045, 6.4, 2.45), run("tinydm", 4, 140, 7.1, 2.41),
+                               run("tinydm", 8, 270, 6.4, 2.46), run("q-diffusion", 4, 140, 7.5, 2.39)};
+  ASSERT_TRUE(plot_fid_vs_size(rs, d.file("pareto.png")));
+  ASSERT_TRUE(plot_metric_vs_bits(rs, "is", d.file("is.png")));
+  ASSERT_TRUE(plot_latency({{"fp", 120, 110, 130}, {"tinydm W4A8", 60, 55, 70}}, d.file("lat.png")));
+  for (const char* f : {"pareto.png", "is.png", "lat.png"}) {
+    Image img = decode_image_file(d.file(f));
+    EXPECT_EQ(img.width, 900) << f;
+    EXPECT_EQ(img.height, 600) << f;
+    EXPECT_GT(ink(img), 2000) << f;
+  }
+  EXPECT_FALSE(plot_fid_vs_size({}, d.file("none.png")));
+  EXPECT_FALSE(std::filesystem::exists(d.file("none.png")));
+}
+
+TEST(ReportPlots, SampleGridWithCaption) {
+  std::vector<Image> imgs(5);
+  for (size_t k = 0; k < imgs.size(); ++k) {
+    imgs[k].width = imgs[k].height = 32;
+    imgs[k].pixels.assign(32 * 32 * 3, static_cast<uint8_t>(40 * k));
+  }
+  Image g = sample_grid(imgs, 3, "TinyDM W4A8");
+  EXPECT_EQ(g.width, 3 * 32 + 4 * 2);
+  EXPECT_EQ(g.height, 28 + 2 * 32 + 3 * 2);
+  // The caption strip has text in it; the first tile is where it should be.
+  Image strip = g;
+  strip.height = 28;
+  strip.pixels.resize(static_cast<size_t>(g.width) * 28 * 3);
+  EXPECT_GT(ink(strip), 20);
+  EXPECT_EQ(g.pixels[(static_cast<size_t>(28 + 2) * g.width + 2) * 3], 0);
+  imgs[1].width = 16;
+  EXPECT_THROW(sample_grid(imgs, 3, "x"), Error);
+}
+
+}  // namespace
+}  // namespace dmeval::reports
