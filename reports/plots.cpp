@@ -188,10 +188,11 @@ bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& path) 
 Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption) {
   if (images.empty()) fail("sample grid: no images");
   if (columns < 1) fail("sample grid: columns must be >= 1");
-  const int h = images[0].height, w = images[0].width, gap = 2;
-  for (const auto& im : images)
-    if (im.height != h || im.width != w)
-      fail("sample grid: images differ in size ({}x{} vs {}x{})", im.width, im.height, w, h);
+  // Tiles as large as the largest image; smaller images are centred on white (never resampled).
+  int h = 0, w = 0;
+  const int gap = 2;
+  for (const auto& im : images) h = std::max(h, im.height), w = std::max(w, im.width);
+  if (h <= 0 || w <= 0) fail("sample grid: empty image");
   const int cols = std::min<int>(columns, static_cast<int>(images.size()));
   const int rows = (static_cast<int>(images.size()) + cols - 1) / cols;
   const int gw = cols * w + (cols + 1) * gap, gh = rows * h + (rows + 1) * gap;
@@ -205,12 +206,14 @@ Image sample_grid(const std::vector<Image>& images, int columns, const std::stri
     const std::string png = std::string(tmpl) + ".png";
     {
       plstream pls;
-      setup(pls, png, std::max(gw, 64), 28);
+      // The caption grows with the grid so that it stays legible when a large grid is shown scaled down.
+      const int strip_h = std::max(28, gw / 30);
+      setup(pls, png, std::max(gw, 64), strip_h);
       pls.adv(0);
       pls.vpor(0, 1, 0, 1);
       pls.wind(0, 1, 0, 1);
       pls.col0(1);
-      pls.schr(3.0, 1.0);  // absolute character height (mm), independent of the strip's width
+      pls.schr(strip_h * 0.4 / 3.54, 1.0);  // character height in mm (the cairo driver draws 90 dpi)
       pls.ptex(0.5, 0.3, 1, 0, 0.5, caption.c_str());
     }
     strip = decode_image_file(png);
@@ -227,9 +230,11 @@ Image sample_grid(const std::vector<Image>& images, int columns, const std::stri
                 out.pixels.data() + static_cast<size_t>(y) * out.width * 3);
   for (size_t k = 0; k < images.size(); ++k) {
     const int r = static_cast<int>(k) / cols, c = static_cast<int>(k) % cols;
-    const int oy = strip.height + gap + r * (h + gap), ox = gap + c * (w + gap);
-    for (int y = 0; y < h; ++y)
-      std::copy_n(images[k].pixels.data() + static_cast<size_t>(y) * w * 3, static_cast<size_t>(w) * 3,
+    const Image& im = images[k];
+    const int oy = strip.height + gap + r * (h + gap) + (h - im.height) / 2;
+    const int ox = gap + c * (w + gap) + (w - im.width) / 2;
+    for (int y = 0; y < im.height; ++y)
+      std::copy_n(im.pixels.data() + static_cast<size_t>(y) * im.width * 3, static_cast<size_t>(im.width) * 3,
                   out.pixels.data() + (static_cast<size_t>(oy + y) * out.width + ox) * 3);
   }
   return out;

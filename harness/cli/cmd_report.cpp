@@ -3,9 +3,14 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
+#include "core/build_info.h"
 #include "core/error.h"
+#include "core/image.h"
 #include "db/results.h"
 #include "harness/cli/commands.h"
+#include "metrics/paired_folders.h"
+#include "reports/html_report.h"
+#include "reports/plots.h"
 #include "reports/published.h"
 #include "reports/regression.h"
 #include "reports/result_set.h"
@@ -65,6 +70,163 @@ void add_regress(CLI::App* cmd) {
     if (rep.failed()) throw ExitCode{1};
   });
 }
+// The layout that fits the results: quantization tables when runs carry bits and FID, SR tables
+// when they carry PSNR, else one row per run.
+std::string auto_layout(const std::vector<reports::RunResult>& results) {
+  bool gen = false, sr = false;
+  for (const auto& r : results) {
+    gen |= r.w_bits.has_value() && r.metrics.count("fid");
+    sr |= r.metrics.count("psnr") > 0;
+  }
+  return gen ? "tinydm" : sr ? "sr" : "generic";
+}
+
+std::vector<reports::LatencyBar> latency_bars(db::Connection& c,
+                                              const std::vector<reports::RunResult>& results) {
+  std::vector<reports::LatencyBar> bars;
+  for (const auto& r : results) {
+    db::Statement q(
+        c,
+        "SELECT scope, coalesce(batch, 1), median_ms, coalesce(p10_ms, median_ms), coalesce(p90_ms, "
+        "median_ms) FROM latencies WHERE run_id = ? AND median_ms IS NOT NULL ORDER BY id");
+    q.bind(1, r.id);
+    while (q.step()) {
+      std::string label = r.method.empty() ? "run " + std::to_string(r.id) : r.method;
+      if (r.w_bits && r.a_bits) label += " W" + std::to_string(*r.w_bits) + "A" + std::to_string(*r.a_bits);
+      label += " " + q.text(0) + " b" + std::to_string(q.int64(1));
+      bars.push_back({label, q.real(2), q.real(3), q.real(4)});
+    }
+  }
+  return bars;
+}
+
+// Writes every plot the results allow into `dir`; returns (caption, path) pairs.
+std::vector<reports::HtmlFigure> write_plots(db::Connection& c,
+                                             const std::vector<reports::RunResult>& results,
+                                             const std::string& dir) {
+  std::vector<reports::HtmlFigure> out;
+  const std::string pareto = dir + "/fid_vs_size.png";
+  if (reports::plot_fid_vs_size(results, pareto))
+    out.push_back({"FID vs model size (Pareto front dashed)", pareto});
+  for (const char* m : {"fid", "sfid", "is", "precision"}) {
+    const std::string p = dir + "/" + m + "_vs_bits.png";
+    if (reports::plot_metric_vs_bits(results, m, p))
+      out.push_back({std::string(m) + " vs weight bit-width", p});
+  }
+  const std::string lat = dir + "/latency.png";
+  if (reports::plot_latency(latency_bars(c, results), lat)) out.push_back({"Latency per method", lat});
+  return out;
+}
+
+struct ReportFilterOptions {
+  std::string db;
+  reports::ResultFilter filter;
+  int64_t steps = 0;
+};
+
+void add_filter_options(CLI::App* c, ReportFilterOptions& o) {
+  c->add_option("--db", o.db, "results database (default: $DMEVAL_DB, else ./dmeval.db)");
+  c->add_option("--tag", o.filter.tag, "only runs with this tag");
+  c->add_option("--method", o.filter.method, "only this method");
+  c->add_option("--dataset", o.filter.dataset, "only this dataset (as recorded, e.g. \"Set5 x4\")");
+  c->add_option("--steps", o.steps, "only runs with this many sampling steps");
+  c->add_option("--bits", o.filter.bits, "only this W/A bit-width, e.g. 4/8");
+  c->add_option("--run", o.filter.runs, "only these run ids (all of them, not only the latest per setting)");
+}
+
+std::vector<reports::RunResult> load_filtered(db::ResultsDb& rdb, ReportFilterOptions& o) {
+  if (o.steps > 0) o.filter.steps = o.steps;
+  auto results = reports::load_results(rdb.connection(), o.filter);
+  if (results.empty()) fail("{}: no finished runs match the filters", rdb.path());
+  return results;
+}
+
+void add_plots(CLI::App* cmd) {
+  struct Opts {
+    ReportFilterOptions f;
+    std::string dir;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* p = cmd->add_subcommand("plots", "PNG plots: FID vs size (Pareto), metrics vs bit-width, latency");
+  add_filter_options(p, o->f);
+  p->add_option("--out-dir", o->dir, "folder for the PNG files")->required();
+  p->callback([o] {
+    db::ResultsDb rdb = open_db(o->f.db);
+    auto results = load_filtered(rdb, o->f);
+    std::filesystem::create_directories(o->dir);
+    auto figs = write_plots(rdb.connection(), results, o->dir);
+    if (figs.empty())
+      fail("the selected runs hold nothing to plot (no FID with model size, bits or latency)");
+    for (const auto& f : figs) std::printf("%s  (%s)\n", f.png_path.c_str(), f.caption.c_str());
+  });
+}
+
+void add_html(CLI::App* cmd) {
+  struct Opts {
+    ReportFilterOptions f;
+    std::string out, layout = "auto", baseline, candidate, title = "dmeval report";
+    std::vector<std::string> grids;
+    int grid_count = 16, grid_columns = 8;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* h =
+      cmd->add_subcommand("html", "one self-contained HTML file: tables, plots, sample grids, regressions");
+  add_filter_options(h, o->f);
+  h->add_option("-o,--output", o->out, "the HTML file")->required();
+  h->add_option("--layout", o->layout, "table layout (auto picks tinydm, sr or generic from the results)");
+  h->add_option("--baseline", o->baseline, "with --candidate: include a regression report");
+  h->add_option("--candidate", o->candidate, "with --baseline: include a regression report");
+  h->add_option(
+      "--grid", o->grids,
+      "sample grid of the first images of a folder: DIR=LABEL (e.g. samples/tinydm_w4a8=\"TinyDM W4A8\"); "
+      "repeatable");
+  h->add_option("--grid-count", o->grid_count, "images per grid")->check(CLI::PositiveNumber);
+  h->add_option("--grid-columns", o->grid_columns, "images per grid row")->check(CLI::PositiveNumber);
+  h->add_option("--title", o->title, "page title");
+  h->callback([o] {
+    db::ResultsDb rdb = open_db(o->f.db);
+    auto results = load_filtered(rdb, o->f);
+    reports::HtmlReport rep;
+    rep.title = o->title;
+    rep.subtitle = "from " + std::filesystem::absolute(rdb.path()).string() + ", generated " + db::utc_now() +
+                   " by dmeval " + build_version() + " (" + build_git_revision() + ")";
+    reports::TableOptions to;
+    to.layout = o->layout == "auto" ? auto_layout(results) : o->layout;
+    rep.tables = reports::build_tables(results, to);
+    char tmpl[] = "/tmp/dmeval-report-XXXXXX";
+    if (!mkdtemp(tmpl)) fail("cannot create a temporary folder for the figures");
+    const std::string tmp = tmpl;
+    rep.plots = write_plots(rdb.connection(), results, tmp);
+    for (size_t g = 0; g < o->grids.size(); ++g) {
+      const auto eq = o->grids[g].find('=');
+      const std::string dir = o->grids[g].substr(0, eq);
+      const std::string label = eq == std::string::npos ? std::filesystem::path(dir).filename().string()
+                                                        : o->grids[g].substr(eq + 1);
+      std::vector<Image> imgs;
+      for (const auto& f : list_pairable_images(dir)) {
+        if (static_cast<int>(imgs.size()) >= o->grid_count) break;
+        imgs.push_back(decode_image_file(f));
+      }
+      const std::string png = tmp + "/grid" + std::to_string(g) + ".png";
+      write_png(png, reports::sample_grid(imgs, o->grid_columns, label));
+      rep.grids.push_back(
+          {label + " (first " + std::to_string(imgs.size()) + " images of " + dir + ")", png});
+    }
+    if (!o->baseline.empty() || !o->candidate.empty()) {
+      if (o->baseline.empty() || o->candidate.empty()) fail("--baseline and --candidate go together");
+      rep.regression = reports::compare_runs(rdb.connection(), rdb.resolve_run(o->baseline),
+                                             rdb.resolve_run(o->candidate), {});
+    }
+    write_text(o->out, reports::render_html_report(rep));
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+    std::printf(
+        "%s: %zu table(s), %zu plot(s), %zu grid(s)%s\n", o->out.c_str(), rep.tables.size(), rep.plots.size(),
+        rep.grids.size(),
+        rep.regression ? (rep.regression->failed() ? ", regression: FAIL" : ", regression: PASS") : "");
+  });
+}
+
 }  // namespace
 
 void add_report_command(CLI::App& app) {
@@ -79,6 +241,8 @@ void add_report_command(CLI::App& app) {
       app.add_subcommand("report", "tables (and later plots, regressions, HTML) from the results database");
   cmd->require_subcommand(1);
   add_regress(cmd);
+  add_plots(cmd);
+  add_html(cmd);
   auto* table = cmd->add_subcommand("table", "a comparison table as the papers print it");
   table->add_option("--db", o->db, "results database (default: $DMEVAL_DB, else ./dmeval.db)");
   table

@@ -41,6 +41,7 @@ struct SrOptions {
   bool allow_unknown_weights = false;
   bool allow_unpaired = false;
   bool json = false;
+  bool lpips_given = false;
 };
 
 // A named set of conventions a paper used. Registry by name: add a row for another paper.
@@ -191,7 +192,7 @@ void add_sr_command(CLI::App& app) {
     preset_help += std::string(" ") + p.name + " = " + p.description + ".";
   }
   auto* preset = cmd->add_option("--preset", o->preset, preset_help)->check(CLI::IsMember(preset_names));
-  preset->excludes(crop)->excludes(y)->excludes(lp);
+  preset->excludes(crop)->excludes(y);
   cmd->add_flag("--allow-unknown-weights", o->allow_unknown_weights,
                 "accept LPIPS weight files that are not the published ones (their hashes are recorded)");
   cmd->add_flag("--allow-unpaired", o->allow_unpaired,
@@ -203,13 +204,14 @@ void add_sr_command(CLI::App& app) {
       "dataset name recorded with the results (default: the HR folder's name, or its parent's when "
       "it is called HR, e.g. Set5)");
   add_db_options(cmd, o->db);
-  cmd->callback([o] {
+  cmd->callback([o, lp] {
+    o->lpips_given = lp->count() > 0;
     for (const auto& p : kPresets) {
       if (o->preset != p.name) continue;
       if (o->scale <= 0) fail("--preset {} needs --scale (the SR factor, e.g. 4)", p.name);
       o->crop_border = p.crop_border_is_scale ? o->scale : 0;
       o->y_channel = p.y_channel;
-      o->lpips = p.lpips;
+      if (!o->lpips_given) o->lpips = p.lpips;  // --lpips none still skips LPIPS
     }
     const int mod = o->scale > 0 ? o->scale : 1;
     FolderPairing pairing = pair_folders(o->hr, o->sr);

@@ -72,8 +72,15 @@ TEST(ReportPlots, SampleGridWithCaption) {
   strip.pixels.resize(static_cast<size_t>(g.width) * 28 * 3);
   EXPECT_GT(ink(strip), 20);
   EXPECT_EQ(g.pixels[(static_cast<size_t>(28 + 2) * g.width + 2) * 3], 0);
-  imgs[1].width = 16;
-  EXPECT_THROW(sample_grid(imgs, 3, "x"), Error);
+  // A smaller image is centred in its tile, not resampled.
+  imgs[1].width = imgs[1].height = 16;
+  imgs[1].pixels.assign(16 * 16 * 3, 7);
+  Image g2 = sample_grid(imgs, 3, "x");
+  EXPECT_EQ(g2.width, g.width);
+  const size_t tile_x = 2 + 32 + 2, tile_y = 28 + 2;
+  EXPECT_EQ(g2.pixels[((tile_y + 8) * g2.width + tile_x + 8) * 3], 7);
+  EXPECT_EQ(g2.pixels[((tile_y + 1) * g2.width + tile_x + 1) * 3], 255);
+  EXPECT_THROW(sample_grid({}, 3, "x"), Error);
 }
 
 }  // namespace
