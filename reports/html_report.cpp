@@ -10,23 +10,6 @@
 namespace dmeval::reports {
 
 namespace {
-std::string escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else if (c == '"')
-      o += "&quot;";
-    else
-      o += c;
-  }
-  return o;
-}
-
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot read the figure for the HTML report", path);
@@ -37,9 +20,9 @@ std::string read_bytes(const std::string& path) {
 
 void figures(std::string& out, const std::vector<HtmlFigure>& figs, const char* cls) {
   for (const auto& f : figs)
-    out += std::string("<figure class=\"") + cls + "\"><img alt=\"" + escape(f.caption) +
+    out += std::string("<figure class=\"") + cls + "\"><img alt=\"" + html_escape(f.caption) +
            "\" src=\"data:image/png;base64," + base64(read_bytes(f.png_path)) + "\"><figcaption>" +
-           escape(f.caption) + "</figcaption></figure>\n";
+           html_escape(f.caption) + "</figcaption></figure>\n";
 }
 
 constexpr const char* kStyle = R"(<style>
@@ -81,9 +64,9 @@ std::string base64(const std::string& bytes) {
 
 std::string render_html_report(const HtmlReport& r) {
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
-                    escape(r.title) + "</title>\n" + kStyle + kLoadCheck + "</head>\n<body>\n<h1>" +
-                    escape(r.title) + "</h1>\n";
-  if (!r.subtitle.empty()) out += "<p class=\"provenance\">" + escape(r.subtitle) + "</p>\n";
+                    html_escape(r.title) + "</title>\n" + kStyle + kLoadCheck + "</head>\n<body>\n<h1>" +
+                    html_escape(r.title) + "</h1>\n";
+  if (!r.subtitle.empty()) out += "<p class=\"provenance\">" + html_escape(r.subtitle) + "</p>\n";
   if (r.regression) out += render_regress(*r.regression, "html");
   if (!r.tables.empty()) out += "<h2>Results</h2>\n" + render_tables(r.tables, "html");
   if (!r.plots.empty()) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "reports/result_set.h"
+#include "reports/table.h"
 
 namespace dmeval::reports {
 
@@ -69,21 +70,6 @@ std::string fmt(std::optional<double> v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.6g", *v);
   return b;
-}
-
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char ch : s) {
-    if (ch == '<')
-      o += "&lt;";
-    else if (ch == '>')
-      o += "&gt;";
-    else if (ch == '&')
-      o += "&amp;";
-    else
-      o += ch;
-  }
-  return o;
 }
 
 }  // namespace

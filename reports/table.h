@@ -57,6 +57,8 @@ std::vector<Table> build_tables(const std::vector<RunResult>& results, const Tab
 
 std::vector<std::string> table_format_names();  // md, latex, csv, html, json
 std::string render_tables(const std::vector<Table>& tables, const std::string& format);
+// Text for HTML element content and attribute values (&, <, >, ").
+std::string html_escape(const std::string& text);
 // Footnote mark k as text ("†", "‡", ...), and in LaTeX.
 std::string mark_symbol(int k);
 

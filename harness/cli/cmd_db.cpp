@@ -76,16 +76,6 @@ std::string sql_literal(const db::Statement& s, int c) {
   }
 }
 
-void write_out(const std::string& path, const std::string& text) {
-  if (path.empty() || path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return;
-  }
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 constexpr const char* kMetricsExport =
     "SELECT m.run_id, r.tag, r.status, r.started_at, r.git_revision, c.method, c.w_bits, c.a_bits, c.steps, "
     "c.sampler, c.samples, m.name, m.value, m.std, m.n, m.dataset, m.item, m.feature_network, "
@@ -246,7 +236,7 @@ void add_db_command(CLI::App& app) {
       while (idx.step()) text += idx.text(0) + ";\n";
       text += "PRAGMA user_version = " + std::to_string(c.user_version()) + ";\nCOMMIT;\n";
     }
-    write_out(o->out, text);
+    write_output(o->out, text);
   });
 
   auto* gc = cmd->add_subcommand("gc", "remove the partial sample artifacts of failed or interrupted runs");

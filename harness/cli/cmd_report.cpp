@@ -8,6 +8,7 @@
 #include "core/image.h"
 #include "db/results.h"
 #include "harness/cli/commands.h"
+#include "metrics/image_source.h"
 #include "metrics/paired_folders.h"
 #include "reports/html_report.h"
 #include "reports/plots.h"
@@ -21,16 +22,6 @@
 namespace dmeval::cli {
 
 namespace {
-void write_text(const std::string& out, const std::string& text) {
-  if (out.empty() || out == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return;
-  }
-  AtomicFile f(out);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 db::ResultsDb open_db(const std::string& db) {
   const std::string path = db.empty() ? db::default_db_path() : db;
   if (!std::filesystem::exists(path))
@@ -66,7 +57,7 @@ void add_regress(CLI::App* cmd) {
     const int64_t b = rdb.resolve_run(o->baseline), c = rdb.resolve_run(o->candidate);
     if (b == c) fail("--baseline and --candidate are the same run ({})", b);
     reports::RegressReport rep = reports::compare_runs(rdb.connection(), b, c, ro);
-    write_text(o->out, reports::render_regress(rep, o->format));
+    write_output(o->out, reports::render_regress(rep, o->format));
     if (rep.failed()) throw ExitCode{1};
   });
 }
@@ -165,7 +156,7 @@ void add_html(CLI::App* cmd) {
   struct Opts {
     ReportFilterOptions f;
     std::string out, layout = "auto", baseline, candidate, title = "dmeval report";
-    std::vector<std::string> grids;
+    std::vector<std::string> grids, grid_runs;
     int grid_count = 16, grid_columns = 8;
   };
   auto o = std::make_shared<Opts>();
@@ -180,6 +171,10 @@ void add_html(CLI::App* cmd) {
       "--grid", o->grids,
       "sample grid of the first images of a folder: DIR=LABEL (e.g. samples/tinydm_w4a8=\"TinyDM W4A8\"); "
       "repeatable");
+  h->add_option(
+      "--grid-run", o->grid_runs,
+      "sample grid of the first images a run produced (its recorded sample chunks: PNG folders or .npz "
+      "batches), labeled with its method and bits: run id, tag, latest or previous; repeatable");
   h->add_option("--grid-count", o->grid_count, "images per grid")->check(CLI::PositiveNumber);
   h->add_option("--grid-columns", o->grid_columns, "images per grid row")->check(CLI::PositiveNumber);
   h->add_option("--title", o->title, "page title");
@@ -212,12 +207,41 @@ void add_html(CLI::App* cmd) {
       rep.grids.push_back(
           {label + " (first " + std::to_string(imgs.size()) + " images of " + dir + ")", png});
     }
+    for (const auto& ref : o->grid_runs) {
+      const int64_t run = rdb.resolve_run(ref);
+      std::vector<Image> imgs;
+      db::Statement q(
+          rdb.connection(),
+          "SELECT artifact_path FROM sample_chunks WHERE run_id = ? AND status = 'done' AND artifact_path "
+          "IS NOT NULL ORDER BY first_index");
+      q.bind(1, run);
+      while (q.step() && static_cast<int>(imgs.size()) < o->grid_count) {
+        auto src = open_image_source(q.text(0), FolderRule::kPytorchFid);
+        for (int64_t i = 0; i < src->size() && static_cast<int>(imgs.size()) < o->grid_count; ++i)
+          imgs.push_back(src->load(i));
+      }
+      if (imgs.empty()) fail("run {} has no finished sample chunks with images to show", run);
+      std::string label = "run " + std::to_string(run);
+      db::Statement c(rdb.connection(),
+                      "SELECT coalesce(method, ''), w_bits, a_bits FROM run_configs WHERE run_id = ?");
+      c.bind(1, run);
+      if (c.step()) {
+        if (!c.text(0).empty()) label = c.text(0);
+        if (!c.is_null(1) && !c.is_null(2))
+          label += " W" + std::to_string(c.int64(1)) + "A" + std::to_string(c.int64(2));
+      }
+      const std::string png = tmp + "/run" + std::to_string(run) + ".png";
+      write_png(png, reports::sample_grid(imgs, o->grid_columns, label));
+      rep.grids.push_back(
+          {label + " (run " + std::to_string(run) + ", first " + std::to_string(imgs.size()) + " samples)",
+           png});
+    }
     if (!o->baseline.empty() || !o->candidate.empty()) {
       if (o->baseline.empty() || o->candidate.empty()) fail("--baseline and --candidate go together");
       rep.regression = reports::compare_runs(rdb.connection(), rdb.resolve_run(o->baseline),
                                              rdb.resolve_run(o->candidate), {});
     }
-    write_text(o->out, reports::render_html_report(rep));
+    write_output(o->out, reports::render_html_report(rep));
     std::error_code ec;
     std::filesystem::remove_all(tmp, ec);
     std::printf(
@@ -283,7 +307,7 @@ void add_report_command(CLI::App& app) {
     if (o->with_paper)
       to.published =
           reports::load_published(o->published.empty() ? reports::default_published_path() : o->published);
-    write_text(o->out, reports::render_tables(reports::build_tables(results, to), o->format));
+    write_output(o->out, reports::render_tables(reports::build_tables(results, to), o->format));
   });
 }
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace dmeval::cli {
@@ -14,6 +15,9 @@ namespace dmeval::cli {
 struct ExitCode {
   int code;
 };
+
+// Writes a command's text output to `path` atomically, or to standard output for "" or "-".
+void write_output(const std::string& path, const std::string& text);
 
 struct CommandSpec {
   const char* name;

@@ -75,10 +75,18 @@ TEST(ReportHtml, RendersInAHeadlessBrowser) {
     img.pixels.assign(32 * 32 * 3, static_cast<uint8_t>(30 * k));
     write_png(d.file("samples/" + std::to_string(k) + ".png"), img);
   }
+  // Run 2's samples, recorded as a finished chunk: its grid is labeled from the run's configuration.
+  {
+    db::ResultsDb rdb = db::ResultsDb::open(path);
+    rdb.connection().exec(
+        "INSERT INTO sample_chunks (run_id, shard, first_index, count, status, artifact_path, updated_at) "
+        "VALUES (2, 0, 0, 6, 'done', '" +
+        d.file("samples") + "', 'x')");
+  }
   const std::string html = d.file("report.html");
   RunResult r =
       run_dmeval("report html --db " + path + " -o " + html + " --baseline 2 --candidate 3 --grid " +
-                 d.file("samples") + "=TinyDM_W4A8 --grid-count 4 --tag nightly");
+                 d.file("samples") + "=TinyDM_W4A8 --grid-run 2 --grid-count 4 --tag nightly");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string dom = capture(browser +
                                   " --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 "
@@ -89,11 +97,12 @@ TEST(ReportHtml, RendersInAHeadlessBrowser) {
   ASSERT_TRUE(
       std::regex_search(dom, m, std::regex("data-images-total=\"(\\d+)\" data-images-loaded=\"(\\d+)\"")))
       << dom.substr(0, 2000);
-  EXPECT_GE(std::stoi(m[1].str()), 3);  // plots + grid
+  EXPECT_GE(std::stoi(m[1].str()), 4);  // plots + two grids
   EXPECT_EQ(m[1].str(), m[2].str()) << "some inlined images did not decode";
   EXPECT_NE(dom.find("<td class=\"num\">6.39</td>"), std::string::npos);
   EXPECT_NE(dom.find("<td class=\"num\">1045.40</td>"), std::string::npos);
   EXPECT_NE(dom.find("TinyDM_W4A8"), std::string::npos);
+  EXPECT_NE(dom.find("tinydm W4A8 (run 2, first 4 samples)"), std::string::npos) << r.output;
   EXPECT_NE(dom.find("REGRESSED"), std::string::npos);  // FID 7.10 -> 7.90
   EXPECT_NE(dom.find("FAIL"), std::string::npos);
 }
