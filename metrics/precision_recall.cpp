@@ -35,28 +35,42 @@ torch::Tensor prepare(const torch::Tensor& x, const PrecisionRecallOptions& o, c
   return x.to(o.dtype == torch::kFloat16 ? torch::kFloat32 : o.dtype).contiguous();
 }
 
-// Fraction of rows of `query` within radius of at least one row of `ref`.
+// Fraction of rows of `query` within radius of at least one row of `ref`: tile by tile, skipping
+// the remaining tiles of rows already covered.
 double coverage(const torch::Tensor& query, const torch::Tensor& ref, const torch::Tensor& ref_radii,
                 const PrecisionRecallOptions& o) {
-  torch::Tensor ref_norms = (ref * ref).sum(1);
   int64_t covered = 0;
   for (int64_t a = 0; a < query.size(0); a += o.block_rows) {
     torch::Tensor q = query.slice(0, a, std::min(query.size(0), a + o.block_rows));
-    torch::Tensor d = sq_dist(q, ref, ref_norms, o.dtype);
-    covered += (d <= ref_radii.to(d.scalar_type()).unsqueeze(0)).any(1).sum().item<int64_t>();
+    torch::Tensor hit = torch::zeros({q.size(0)}, torch::kBool);
+    for (int64_t b = 0; b < ref.size(0); b += o.block_cols) {
+      torch::Tensor r = ref.slice(0, b, std::min(ref.size(0), b + o.block_cols));
+      torch::Tensor d = sq_dist(q, r, (r * r).sum(1), o.dtype);
+      hit |= (d <= ref_radii.slice(0, b, b + r.size(0)).to(d.scalar_type()).unsqueeze(0)).any(1);
+      if (hit.all().item<bool>()) break;
+    }
+    covered += hit.sum().item<int64_t>();
   }
   return static_cast<double>(covered) / static_cast<double>(query.size(0));
 }
 }  // namespace
 
 torch::Tensor knn_radii(const torch::Tensor& x, const PrecisionRecallOptions& o) {
-  torch::Tensor norms = (x * x).sum(1);
   std::vector<torch::Tensor> parts;
+  const int64_t keep = o.k + 1;  // the (k+1)-th smallest counting the point itself
   for (int64_t a = 0; a < x.size(0); a += o.block_rows) {
     torch::Tensor q = x.slice(0, a, std::min(x.size(0), a + o.block_rows));
-    torch::Tensor d = sq_dist(q, x, norms, o.dtype);
-    // (k+1)-th smallest counting the point itself (its own distance ~0 is the smallest).
-    parts.push_back(std::get<0>(d.kthvalue(o.k + 1, 1)));
+    // Running `keep` smallest distances per row across column tiles (exact: the k+1 smallest of the
+    // union are among the k+1 smallest of each part).
+    torch::Tensor best;
+    for (int64_t b = 0; b < x.size(0); b += o.block_cols) {
+      torch::Tensor c = x.slice(0, b, std::min(x.size(0), b + o.block_cols));
+      torch::Tensor d = sq_dist(q, c, (c * c).sum(1), o.dtype);
+      torch::Tensor cand = best.defined() ? torch::cat({best, d}, 1) : d;
+      best = std::get<0>(
+          cand.topk(std::min<int64_t>(keep, cand.size(1)), 1, /*largest=*/false, /*sorted=*/true));
+    }
+    parts.push_back(best.select(1, keep - 1).contiguous());
   }
   return torch::cat(parts);
 }
