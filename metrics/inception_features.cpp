@@ -69,7 +69,9 @@ const MomentAccumulator& InceptionFeatureSink::moments(const std::string& tap) c
   return it->second;
 }
 
-FeatureStats InceptionFeatureSink::stats(const std::string& tap) const { return moments(tap).finalize(); }
+FeatureStats InceptionFeatureSink::stats(const std::string& tap) const {
+  return moments(tap).finalize();
+}
 
 void InceptionFeatureSink::consume(const ImageBatch& batch) {
   torch::NoGradGuard no_grad;
@@ -84,15 +86,33 @@ void InceptionFeatureSink::consume(const ImageBatch& batch) {
     torch::Tensor t = out.*(tap_info(tap).field);
     if (!torch::isfinite(t).all().item<bool>())
       fail("NaN or Inf in Inception features of images {}..{}", batch.first_index, batch.first_index + n - 1);
-    stored_[tap].push_back(t.to(torch::kFloat32).contiguous());
+    auto& store = stored_[tap];
+    if (!store)
+      store = spill_dir_.empty()
+                  ? std::make_unique<FeatureStore>(t.size(1))
+                  : std::make_unique<FeatureStore>(t.size(1), spill_dir_ + "/" + spill_prefix_ + tap + ".npy",
+                                                   keep_files_);
+    store->append(t);
   }
   count_ += n;
 }
 
 torch::Tensor InceptionFeatureSink::features(const std::string& tap) const {
   auto it = stored_.find(tap);
-  if (it == stored_.end() || it->second.empty()) return torch::empty({0, tap_dim(tap)}, torch::kFloat32);
-  return torch::cat(it->second);
+  if (it == stored_.end() || !it->second) return torch::empty({0, tap_dim(tap)}, torch::kFloat32);
+  return it->second->rows();
+}
+
+void InceptionFeatureSink::spill_to(const std::string& dir, const std::string& prefix, bool keep_files) {
+  if (count_ > 0) fail("feature spilling must be set before the first batch");
+  spill_dir_ = dir;
+  spill_prefix_ = prefix;
+  keep_files_ = keep_files;
+}
+
+std::string InceptionFeatureSink::feature_file(const std::string& tap) const {
+  auto it = stored_.find(tap);
+  return it != stored_.end() && it->second && it->second->spilled() ? it->second->path() : std::string();
 }
 
 }  // namespace dmeval

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/image_sink.h"
+#include "metrics/feature_store.h"
 #include "metrics/inception_net.h"
 #include "metrics/moments.h"
 #include "metrics/preprocess.h"
@@ -32,8 +33,13 @@ class InceptionFeatureSink : public ImageSink {
   // Statistics of a tap listed in `moment_taps`, and its exact mergeable state.
   FeatureStats stats(const std::string& tap) const;
   const MomentAccumulator& moments(const std::string& tap) const;
-  // All stored features of a tap, N x D float32 in index order.
+  // All stored features of a tap, N x D float32 in index order (memory-mapped when spilled).
   torch::Tensor features(const std::string& tap) const;
+  // Before the first batch: stream the stored features to `dir`/`prefix``tap`.npy instead of memory
+  // (deleted once mapped unless `keep_files`), so memory does not grow with the number of images.
+  void spill_to(const std::string& dir, const std::string& prefix, bool keep_files);
+  // The feature file of a tap ("" when kept in memory).
+  std::string feature_file(const std::string& tap) const;
 
  private:
   FidInception net_;
@@ -41,7 +47,9 @@ class InceptionFeatureSink : public ImageSink {
   std::vector<std::string> keep_;
   InceptionTaps taps_;
   std::map<std::string, MomentAccumulator> moments_;
-  std::map<std::string, std::vector<torch::Tensor>> stored_;
+  mutable std::map<std::string, std::unique_ptr<FeatureStore>> stored_;
+  std::string spill_dir_, spill_prefix_;
+  bool keep_files_ = false;
   int64_t count_ = 0;
 };
 

@@ -32,7 +32,12 @@ torch::Tensor prepare(const torch::Tensor& x, const PrecisionRecallOptions& o, c
     fail("{} features must be N x D, got {}", what, shape_str(x.sizes().vec()));
   if (!torch::isfinite(x).all().item<bool>()) fail("{} features contain NaN or Inf", what);
   if (x.size(0) <= o.k) fail("{} set has {} rows; k = {} needs more", what, x.size(0), o.k);
-  return x.to(o.dtype == torch::kFloat16 ? torch::kFloat32 : o.dtype).contiguous();
+  return x.contiguous();  // converted tile by tile (a memory-mapped N x D input is never copied whole)
+}
+
+torch::Tensor tile(const torch::Tensor& x, int64_t begin, int64_t size, const PrecisionRecallOptions& o) {
+  return x.slice(0, begin, std::min(x.size(0), begin + size))
+      .to(o.dtype == torch::kFloat16 ? torch::kFloat32 : o.dtype);
 }
 
 // Fraction of rows of `query` within radius of at least one row of `ref`: tile by tile, skipping
@@ -41,10 +46,10 @@ double coverage(const torch::Tensor& query, const torch::Tensor& ref, const torc
                 const PrecisionRecallOptions& o) {
   int64_t covered = 0;
   for (int64_t a = 0; a < query.size(0); a += o.block_rows) {
-    torch::Tensor q = query.slice(0, a, std::min(query.size(0), a + o.block_rows));
+    torch::Tensor q = tile(query, a, o.block_rows, o);
     torch::Tensor hit = torch::zeros({q.size(0)}, torch::kBool);
     for (int64_t b = 0; b < ref.size(0); b += o.block_cols) {
-      torch::Tensor r = ref.slice(0, b, std::min(ref.size(0), b + o.block_cols));
+      torch::Tensor r = tile(ref, b, o.block_cols, o);
       torch::Tensor d = sq_dist(q, r, (r * r).sum(1), o.dtype);
       hit |= (d <= ref_radii.slice(0, b, b + r.size(0)).to(d.scalar_type()).unsqueeze(0)).any(1);
       if (hit.all().item<bool>()) break;
@@ -59,12 +64,12 @@ torch::Tensor knn_radii(const torch::Tensor& x, const PrecisionRecallOptions& o)
   std::vector<torch::Tensor> parts;
   const int64_t keep = o.k + 1;  // the (k+1)-th smallest counting the point itself
   for (int64_t a = 0; a < x.size(0); a += o.block_rows) {
-    torch::Tensor q = x.slice(0, a, std::min(x.size(0), a + o.block_rows));
+    torch::Tensor q = tile(x, a, o.block_rows, o);
     // Running `keep` smallest distances per row across column tiles (exact: the k+1 smallest of the
     // union are among the k+1 smallest of each part).
     torch::Tensor best;
     for (int64_t b = 0; b < x.size(0); b += o.block_cols) {
-      torch::Tensor c = x.slice(0, b, std::min(x.size(0), b + o.block_cols));
+      torch::Tensor c = tile(x, b, o.block_cols, o);
       torch::Tensor d = sq_dist(q, c, (c * c).sum(1), o.dtype);
       torch::Tensor cand = best.defined() ? torch::cat({best, d}, 1) : d;
       best = std::get<0>(

@@ -86,6 +86,7 @@ void add_score_command(CLI::App& app) {
       return InceptionFeatureSink(s.net, s.mode, keep, moment_taps);
     };
     InceptionFeatureSink gen = make_sink(want.count("is") > 0);
+    configure_feature_storage(gen, o->inception, gen_source->size(), "gen");
     PumpReport gr = run_images(*gen_source, o->inception, gen);
 
     nlohmann::ordered_json j;
@@ -94,6 +95,7 @@ void add_score_command(CLI::App& app) {
     std::optional<InceptionFeatureSink> ref;
     if (ref_source) {
       ref.emplace(make_sink(false));
+      configure_feature_storage(*ref, o->inception, ref_source->size(), "ref");
       j["n_ref"] = run_images(*ref_source, o->inception, *ref).images;
     }
     if (ref_stored_stats) {

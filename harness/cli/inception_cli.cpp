@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/hash.h"
@@ -45,6 +47,24 @@ void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode) {
       "run the network exactly as the tools do (conv, BN, ReLU) instead of the fast path (BN folded into "
       "the convolutions, channels-last; equal within the golden tolerance, about 2x faster)");
   cmd->add_flag("--json", o.json, "machine-readable output");
+  cmd->add_option(
+      "--feature-dir", o.feature_dir,
+      "keep the per-image features that precision/recall, KID and IS need as float32 .npy files in "
+      "this folder (memory-mapped, not held in memory). Without it, sets of more than 20000 images "
+      "use a temporary file that is deleted as soon as it is mapped");
+}
+
+void configure_feature_storage(InceptionFeatureSink& sink, const InceptionOptions& o, int64_t images,
+                               const std::string& label) {
+  if (!o.feature_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.feature_dir, ec);
+    if (ec) fail("{}: cannot create the feature folder: {}", o.feature_dir, ec.message());
+    sink.spill_to(o.feature_dir, label + "-", /*keep_files=*/true);
+  } else if (images > kSpillFeaturesAbove) {
+    sink.spill_to(std::filesystem::temp_directory_path().string(),
+                  "dmeval-" + std::to_string(getpid()) + "-" + label + "-", /*keep_files=*/false);
+  }
 }
 
 void add_dims_option(CLI::App* cmd, InceptionOptions& o) {

@@ -22,7 +22,16 @@ struct InceptionOptions {
   int dims = 2048;                 // pytorch-fid --dims: which tap FID statistics use
   bool reference_network = false;  // plain conv->BN->ReLU instead of the fast path
   bool json = false;
+  std::string feature_dir;  // keep per-image features as .npy files here
 };
+
+// Above this many images, stored per-image features go to a temporary memory-mapped file even
+// without --feature-dir, so memory does not grow with N.
+constexpr int64_t kSpillFeaturesAbove = 20000;
+// Applies --feature-dir (or the automatic spill for large sets) to a sink; `label` names the files
+// ("gen", "ref").
+void configure_feature_storage(InceptionFeatureSink& sink, const InceptionOptions& o, int64_t images,
+                               const std::string& label);
 
 void add_inception_options(CLI::App* cmd, InceptionOptions& o, bool with_mode = true);
 // pytorch-fid's --dims 2048|768|192|64 and the tap each selects.

@@ -84,6 +84,23 @@ TEST_F(GoldenInceptionE2e, IsKidPrecisionRecall) {
   EXPECT_EQ(m["recall"]["value"].get<double>(), report_["prc_B_vs_A__adm_fp32"]["recall"].get<double>());
 }
 
+// Features spilled to memory-mapped .npy files give the same scores as features held in memory,
+// and the kept files hold N x 2048 float32 rows.
+TEST_F(GoldenInceptionE2e, SpilledFeaturesGiveTheSameScores) {
+  const std::string args = "score " + dir_.file("A") + " --ref " + dir_.file("B") +
+                           " --mode tf --metrics precision,recall,kid,is " + weights_;
+  RunResult mem = run_dmeval(args, false);
+  RunResult spill = run_dmeval(args + " --feature-dir " + dir_.file("features"), false);
+  ASSERT_EQ(mem.exit_code, 0) << mem.output;
+  ASSERT_EQ(spill.exit_code, 0) << spill.output;
+  EXPECT_EQ(json::parse(mem.output)["metrics"], json::parse(spill.output)["metrics"]);
+  TensorData gen = read_npy_file(dir_.file("features/gen-pool3.npy"));
+  EXPECT_EQ(gen.shape, (std::vector<int64_t>{report_["n_A"].get<int64_t>(), 2048}));
+  EXPECT_EQ(gen.dtype, DType::kFloat32);
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("features/ref-pool3.npy")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("features/gen-logits-unbiased.npy")));
+}
+
 TEST_F(GoldenInceptionE2e, ShardsMergeToTheSinglePass) {
   // pytorch-fid --dims 64 keeps the run short; the merge itself is tap-independent.
   const std::string common = " --dims 64 " + weights_;

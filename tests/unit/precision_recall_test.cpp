@@ -36,3 +36,44 @@ TEST(PrecisionRecallTiles, AnyTileSizeGivesTheSameResult) {
 
 }  // namespace
 }  // namespace dmeval
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace dmeval {
+namespace {
+
+// Peak resident-memory growth of one precision/recall call in a fresh child process, in MB
+// (capped at 250): libtorch's and OpenBLAS's one-time buffers are the same for every N.
+int peak_growth_mb(int64_t n) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    torch::manual_seed(1);
+    torch::Tensor real = torch::randn({n, 16}), gen = torch::randn({n, 16});
+    PrecisionRecallOptions warm;
+    precision_recall(real.slice(0, 0, 64), gen.slice(0, 0, 64), warm);  // load the kernels and BLAS buffers
+    rusage before{};
+    getrusage(RUSAGE_SELF, &before);
+    PrecisionRecallOptions o;
+    o.block_cols = 512;
+    precision_recall(real, gen, o);
+    rusage after{};
+    getrusage(RUSAGE_SELF, &after);
+    _exit(static_cast<int>(std::min<long>(250, (after.ru_maxrss - before.ru_maxrss) / 1024)));
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+// Memory does not grow with N: from 2k to 8k rows (float64, 2048 x 512 tiles) the peak grows by far
+// less than a 2048 x N strip would add (2048 x 6k x 8 bytes = 100 MB).
+TEST(PrecisionRecallTiles, PeakMemoryDoesNotGrowWithN) {
+  const int small = peak_growth_mb(2000), large = peak_growth_mb(8000);
+  std::fprintf(stderr, "peak RSS growth: %d MB at N = 2000, %d MB at N = 8000\n", small, large);
+  EXPECT_LT(large - small, 40);
+}
+
+}  // namespace
+}  // namespace dmeval
