@@ -28,16 +28,20 @@ InceptionScore inception_score_torch_fidelity(const torch::Tensor& logits_unbias
   check_logits(logits_unbiased);
   const int64_t n = logits_unbiased.size(0);
   if (splits < 1 || splits > n) fail("cannot split {} rows into {} splits", n, splits);
-  torch::Tensor x = logits_unbiased.to(torch::kFloat64);
-  if (shuffle) {
-    std::vector<int64_t> perm = NumpyRandomState(seed).permutation(n);
-    x = x.index_select(0, torch::tensor(perm, torch::kInt64));
-  }
-  torch::Tensor p = torch::softmax(x, 1), log_p = torch::log_softmax(x, 1);
+  // Split by split (softmax is per row, so this equals the whole-matrix computation): memory is one
+  // split's rows, not N x C, and memory-mapped logits are read once.
+  std::vector<int64_t> order;
+  if (shuffle) order = NumpyRandomState(seed).permutation(n);
   std::vector<double> scores;
   for (int64_t i = 0; i < splits; ++i) {
     int64_t a = i * n / splits, b = (i + 1) * n / splits;
-    scores.push_back(split_score(p.slice(0, a, b), log_p.slice(0, a, b)));
+    torch::Tensor x =
+        shuffle
+            ? logits_unbiased.index_select(
+                  0, torch::tensor(std::vector<int64_t>(order.begin() + a, order.begin() + b), torch::kInt64))
+            : logits_unbiased.slice(0, a, b);
+    x = x.to(torch::kFloat64);
+    scores.push_back(split_score(torch::softmax(x, 1), torch::log_softmax(x, 1)));
   }
   InceptionScore r;
   r.splits = splits;
@@ -53,12 +57,11 @@ InceptionScore inception_score_torch_fidelity(const torch::Tensor& logits_unbias
 InceptionScore inception_score_adm(const torch::Tensor& logits_unbiased, int64_t split_size) {
   check_logits(logits_unbiased);
   if (split_size < 1) fail("split size must be positive");
-  torch::Tensor x = logits_unbiased.to(torch::kFloat32);
-  torch::Tensor p = torch::softmax(x, 1);
-  const int64_t n = x.size(0);
+  const int64_t n = logits_unbiased.size(0);
   std::vector<double> scores;
   for (int64_t a = 0; a < n; a += split_size) {
-    torch::Tensor part = p.slice(0, a, std::min(n, a + split_size));
+    torch::Tensor part =
+        torch::softmax(logits_unbiased.slice(0, a, std::min(n, a + split_size)).to(torch::kFloat32), 1);
     // ADM: kl = part * (log(part) - log(mean(part, 0))); exp(mean(sum(kl, 1))) in float32.
     torch::Tensor kl = part * (part.log() - part.mean(0, true).log());
     scores.push_back(static_cast<double>(kl.sum(1).mean().exp().item<float>()));

@@ -49,6 +49,8 @@ namespace {
 int peak_growth_mb(int64_t n) {
   pid_t pid = fork();
   if (pid == 0) {
+    // libgomp's thread pool does not survive fork(): the child must not start OpenMP threads.
+    at::set_num_threads(1);
     torch::manual_seed(1);
     torch::Tensor real = torch::randn({n, 16}), gen = torch::randn({n, 16});
     PrecisionRecallOptions warm;
