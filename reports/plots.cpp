@@ -1,6 +1,8 @@
 #include "reports/plots.h"
 
+#ifdef DMEVAL_HAVE_PLPLOT
 #include <plplot/plstream.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 
 namespace dmeval::reports {
 
+#ifdef DMEVAL_HAVE_PLPLOT
 namespace {
 
 // cmap0: 0 white background, 1 black axes/text, then distinguishable series colours.
@@ -60,6 +63,16 @@ void check_written(const std::string& path) {
 
 }  // namespace
 
+#endif
+
+bool plots_available() {
+#ifdef DMEVAL_HAVE_PLPLOT
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector<double>& y) {
   std::vector<size_t> idx(x.size());
   std::iota(idx.begin(), idx.end(), 0);
@@ -75,6 +88,7 @@ std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector
   return front;
 }
 
+#ifdef DMEVAL_HAVE_PLPLOT
 bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& path) {
   std::vector<double> xs, ys;
   std::vector<std::string> labels;
@@ -185,6 +199,26 @@ bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& path) 
   return true;
 }
 
+#else
+namespace {
+[[noreturn]] void no_plplot() {
+  fail(
+      "this dmeval was built without PLplot (DMEVAL_PLOTS=OFF): install libplplot-dev and "
+      "plplot-driver-cairo "
+      "(scripts/install-deps.sh) and rebuild to get plots");
+}
+}  // namespace
+bool plot_fid_vs_size(const std::vector<RunResult>&, const std::string&) {
+  no_plplot();
+}
+bool plot_metric_vs_bits(const std::vector<RunResult>&, const std::string&, const std::string&) {
+  no_plplot();
+}
+bool plot_latency(const std::vector<LatencyBar>&, const std::string&) {
+  no_plplot();
+}
+#endif
+
 Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption) {
   if (images.empty()) fail("sample grid: no images");
   if (columns < 1) fail("sample grid: columns must be >= 1");
@@ -196,8 +230,9 @@ Image sample_grid(const std::vector<Image>& images, int columns, const std::stri
   const int cols = std::min<int>(columns, static_cast<int>(images.size()));
   const int rows = (static_cast<int>(images.size()) + cols - 1) / cols;
   const int gw = cols * w + (cols + 1) * gap, gh = rows * h + (rows + 1) * gap;
-  // Caption strip rendered by PLplot, as wide as the grid.
+  // Caption strip rendered by PLplot, as wide as the grid (none without PLplot).
   Image strip;
+#ifdef DMEVAL_HAVE_PLPLOT
   {
     char tmpl[] = "/tmp/dmeval-caption-XXXXXX";
     const int fd = mkstemp(tmpl);
@@ -220,6 +255,7 @@ Image sample_grid(const std::vector<Image>& images, int columns, const std::stri
     std::remove(png.c_str());
     std::remove(tmpl);
   }
+#endif
   Image out;
   out.width = std::max(gw, strip.width);
   out.height = gh + strip.height;

@@ -15,6 +15,10 @@ struct LatencyBar {
   double median_ms = 0, p10_ms = 0, p90_ms = 0;
 };
 
+// False when this dmeval was built without PLplot (DMEVAL_PLOTS=OFF): the plot functions then throw
+// an error saying so, and sample grids have no caption strip.
+bool plots_available();
+
 // Each returns false (and writes nothing) when the results hold no point to plot.
 bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& png_path);
 bool plot_metric_vs_bits(const std::vector<RunResult>& results, const std::string& metric,

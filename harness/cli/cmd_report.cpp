@@ -96,6 +96,10 @@ std::vector<reports::HtmlFigure> write_plots(db::Connection& c,
                                              const std::vector<reports::RunResult>& results,
                                              const std::string& dir) {
   std::vector<reports::HtmlFigure> out;
+  if (!reports::plots_available()) {
+    std::fprintf(stderr, "dmeval: built without PLplot: the report has no plots\n");
+    return out;
+  }
   const std::string pareto = dir + "/fid_vs_size.png";
   if (reports::plot_fid_vs_size(results, pareto))
     out.push_back({"FID vs model size (Pareto front dashed)", pareto});

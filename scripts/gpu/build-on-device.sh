@@ -14,7 +14,7 @@ export LD_LIBRARY_PATH=$ROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 sed -i "s|^prefix=/usr|prefix=$ROOT/usr|" $ROOT/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc 2>/dev/null || true
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/usr;$ROOT/usr/lib/x86_64-linux-gnu/cmake" \
-  -DCMAKE_FIND_ROOT_PATH="$ROOT" -DDMEVAL_OPENCV=OFF -DDMEVAL_BUILD_BENCH=OFF
+  -DCMAKE_FIND_ROOT_PATH="$ROOT" -DDMEVAL_OPENCV=OFF -DDMEVAL_PLOTS=OFF -DDMEVAL_BUILD_BENCH=OFF
 cmake --build build-gpu -j "$(nproc)"
 build-gpu/bin/dmeval version
 (cd build-gpu && ctest --output-on-failure -j 8)
