@@ -266,7 +266,7 @@ void add_report_command(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd =
-      app.add_subcommand("report", "tables (and later plots, regressions, HTML) from the results database");
+      app.add_subcommand("report", "comparison tables, regression reports, plots and the HTML report from the results database");
   cmd->require_subcommand(1);
   add_regress(cmd);
   add_plots(cmd);
