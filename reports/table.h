@@ -57,6 +57,8 @@ std::vector<Table> build_tables(const std::vector<RunResult>& results, const Tab
 
 std::vector<std::string> table_format_names();  // md, latex, csv, html, json
 std::string render_tables(const std::vector<Table>& tables, const std::string& format);
+// A CSV field, quoted (RFC 4180) when it holds a comma, quote or newline.
+std::string csv_field(const std::string& text);
 // Text for HTML element content and attribute values (&, <, >, ").
 std::string html_escape(const std::string& text);
 // Footnote mark k as text ("†", "‡", ...), and in LaTeX.

@@ -62,12 +62,16 @@ std::string latex_mark(int k) {
                           : "\\textsuperscript{" + std::to_string(k) + "}";
 }
 
+}  // namespace
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
 }
+
+namespace {
 
 // "FID ↓" -> "FID" for CSV headers (plain ASCII for spreadsheets and scripts).
 std::string plain_header(const std::string& h) {
@@ -145,24 +149,23 @@ std::string render_latex(const std::vector<Table>& tables) {
 }
 
 std::string render_csv(const std::vector<Table>& tables) {
-  std::string out;
-  bool header_done = false;
+  if (tables.empty()) return "";
+  // One header for all tables (a layout's tables share their columns). A "(paper)" column follows
+  // every column for which any cell of any table looked a published value up, so rows stay aligned.
+  const Table& first = tables.front();
+  std::vector<bool> paper_col(first.columns.size(), false);
+  for (const Table& t : tables)
+    for (const Row& r : t.rows)
+      for (size_t c = 0; c < r.cells.size() && c < paper_col.size(); ++c)
+        paper_col[c] = paper_col[c] || r.cells[c].paper_looked_up;
+  std::string out = "table";
+  for (const auto& k : first.key_headers) out += "," + csv_field(k);
+  for (size_t c = 0; c < first.columns.size(); ++c) {
+    out += "," + csv_field(plain_header(first.columns[c].header));
+    if (paper_col[c]) out += "," + csv_field(plain_header(first.columns[c].header) + " (paper)");
+  }
+  out += ",notes\n";
   for (const Table& t : tables) {
-    if (!header_done) {
-      std::string h = "table";
-      for (const auto& k : t.key_headers) h += "," + csv_field(k);
-      for (const auto& c : t.columns) {
-        h += "," + csv_field(plain_header(c.header));
-        if (!t.rows.empty() && t.rows[0].cells.size() == t.columns.size())
-          for (const Row& r : t.rows)
-            if (r.cells[&c - &t.columns[0]].paper_looked_up) {
-              h += "," + csv_field(plain_header(c.header) + " (paper)");
-              break;
-            }
-      }
-      out += h + ",notes\n";
-      header_done = true;
-    }
     for (const Row& r : t.rows) {
       std::string line = csv_field(t.title);
       for (const auto& k : r.keys) line += "," + csv_field(k);
@@ -170,9 +173,8 @@ std::string render_csv(const std::vector<Table>& tables) {
       for (size_t c = 0; c < r.cells.size(); ++c) {
         const Cell& cell = r.cells[c];
         line += "," + (cell.value ? fixed(*cell.value, t.columns[c].decimals) : std::string());
-        bool paper_col = false;
-        for (const Row& rr : t.rows) paper_col |= rr.cells[c].paper_looked_up;
-        if (paper_col) line += "," + (cell.paper ? fixed(*cell.paper, t.columns[c].decimals) : std::string());
+        if (c < paper_col.size() && paper_col[c])
+          line += "," + (cell.paper ? fixed(*cell.paper, t.columns[c].decimals) : std::string());
         if (cell.mark && notes.find(t.footnotes[cell.mark - 1]) == std::string::npos)
           notes += (notes.empty() ? "" : "; ") + t.footnotes[cell.mark - 1];
       }

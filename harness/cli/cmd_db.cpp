@@ -10,6 +10,8 @@
 #include "db/results.h"
 #include "db/sqlite.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/db_cli.h"
+#include "reports/table.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -49,13 +51,7 @@ std::vector<ojson> query(db::Connection& c, const std::string& sql, int64_t id =
 
 std::string csv_cell(const ojson& v) {
   if (v.is_null()) return "";
-  std::string t = v.is_string() ? v.get<std::string>() : v.dump();
-  if (t.find_first_of(",\"\n") != std::string::npos) {
-    std::string q = "\"";
-    for (char ch : t) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    return q + "\"";
-  }
-  return t;
+  return reports::csv_field(v.is_string() ? v.get<std::string>() : v.dump());
 }
 
 std::string sql_literal(const db::Statement& s, int c) {
@@ -98,13 +94,7 @@ void add_db_command(CLI::App& app) {
   auto db_opt = [&](CLI::App* c) {
     c->add_option("--db", o->db, "results database (default: $DMEVAL_DB, else ./dmeval.db)");
   };
-  // Opened for writing even to read: opening migrates old files and marks dead runs interrupted.
-  auto open = [o]() {
-    const std::string path = o->db.empty() ? db::default_db_path() : o->db;
-    if (!std::filesystem::exists(path))
-      fail("{}: no results database here (pass --db PATH or set DMEVAL_DB)", path);
-    return db::ResultsDb::open(path);
-  };
+  auto open = [o]() { return open_existing_db(o->db); };
 
   auto* list = cmd->add_subcommand("list", "runs, newest last");
   db_opt(list);

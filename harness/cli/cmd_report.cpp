@@ -8,6 +8,7 @@
 #include "core/image.h"
 #include "db/results.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/db_cli.h"
 #include "metrics/image_source.h"
 #include "metrics/paired_folders.h"
 #include "reports/html_report.h"
@@ -22,13 +23,6 @@
 namespace dmeval::cli {
 
 namespace {
-db::ResultsDb open_db(const std::string& db) {
-  const std::string path = db.empty() ? db::default_db_path() : db;
-  if (!std::filesystem::exists(path))
-    fail("{}: no results database here (pass --db PATH or set DMEVAL_DB)", path);
-  return db::ResultsDb::open(path);
-}
-
 void add_regress(CLI::App* cmd) {
   struct Opts {
     std::string db, baseline, candidate, format = "md", out;
@@ -50,7 +44,7 @@ void add_regress(CLI::App* cmd) {
   r->add_option("--format", o->format, "md or html")->check(CLI::IsMember({"md", "html"}));
   r->add_option("-o,--output", o->out, "output file (default: standard output)");
   r->callback([o] {
-    db::ResultsDb rdb = open_db(o->db);
+    db::ResultsDb rdb = open_existing_db(o->db);
     reports::RegressOptions ro;
     ro.noise_k = o->noise_k;
     for (const auto& t : o->thresholds) ro.thresholds.insert(reports::parse_threshold(t));
@@ -146,7 +140,7 @@ void add_plots(CLI::App* cmd) {
   add_filter_options(p, o->f);
   p->add_option("--out-dir", o->dir, "folder for the PNG files")->required();
   p->callback([o] {
-    db::ResultsDb rdb = open_db(o->f.db);
+    db::ResultsDb rdb = open_existing_db(o->f.db);
     auto results = load_filtered(rdb, o->f);
     std::filesystem::create_directories(o->dir);
     auto figs = write_plots(rdb.connection(), results, o->dir);
@@ -183,7 +177,7 @@ void add_html(CLI::App* cmd) {
   h->add_option("--grid-columns", o->grid_columns, "images per grid row")->check(CLI::PositiveNumber);
   h->add_option("--title", o->title, "page title");
   h->callback([o] {
-    db::ResultsDb rdb = open_db(o->f.db);
+    db::ResultsDb rdb = open_existing_db(o->f.db);
     auto results = load_filtered(rdb, o->f);
     reports::HtmlReport rep;
     rep.title = o->title;
@@ -265,8 +259,8 @@ void add_report_command(CLI::App& app) {
     bool with_paper = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd =
-      app.add_subcommand("report", "comparison tables, regression reports, plots and the HTML report from the results database");
+  auto* cmd = app.add_subcommand(
+      "report", "comparison tables, regression reports, plots and the HTML report from the results database");
   cmd->require_subcommand(1);
   add_regress(cmd);
   add_plots(cmd);
@@ -297,10 +291,8 @@ void add_report_command(CLI::App& app) {
       "--paper-dataset", o->paper_dataset,
       "dataset name in the published table for runs that record none, e.g. \"LSUN-Bedrooms 256x256\"");
   table->callback([o] {
-    const std::string path = o->db.empty() ? db::default_db_path() : o->db;
-    if (!std::filesystem::exists(path))
-      fail("{}: no results database here (pass --db PATH or set DMEVAL_DB)", path);
-    db::ResultsDb rdb = db::ResultsDb::open(path);
+    db::ResultsDb rdb = open_existing_db(o->db);
+    const std::string path = rdb.path();
     if (o->steps > 0) o->filter.steps = o->steps;
     auto results = reports::load_results(rdb.connection(), o->filter);
     if (results.empty()) fail("{}: no finished runs match the filters", path);

@@ -51,6 +51,13 @@ void add_db_options(CLI::App* cmd, DbOptions& o) {
   cmd->add_option("--steps", o.steps, "sampling steps recorded with the results")->check(CLI::PositiveNumber);
 }
 
+db::ResultsDb open_existing_db(const std::string& path_option) {
+  const std::string path = path_option.empty() ? db::default_db_path() : path_option;
+  if (!std::filesystem::exists(path))
+    fail("{}: no results database here (pass --db PATH or set DMEVAL_DB)", path);
+  return db::ResultsDb::open(path);
+}
+
 std::unique_ptr<RunRecorder> RunRecorder::start(const DbOptions& o) {
   if (!o.wanted()) return nullptr;
   db::ResultsDb rdb = db::ResultsDb::open(o.db.empty() ? db::default_db_path() : o.db);

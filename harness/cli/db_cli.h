@@ -26,6 +26,11 @@ struct DbOptions {
 
 void add_db_options(CLI::App* cmd, DbOptions& o);
 
+// An existing results database for the reading commands (db, report): `path`, else $DMEVAL_DB, else
+// ./dmeval.db. Opened for writing even to read: opening migrates old files and marks runs of dead
+// processes interrupted. A missing file is an error, not a new empty database.
+db::ResultsDb open_existing_db(const std::string& path);
+
 class RunRecorder {
  public:
   // nullptr when neither --db nor --tag was given.
