@@ -278,38 +278,53 @@ torch::Tensor normalize_channels(const torch::Tensor& f) {
   auto norm = torch::sqrt(torch::sum(f * f, 1, /*keepdim=*/true));
   return f / (norm + 1e-10);
 }
+
+// One tap's contribution: the squared difference of the channel-normalised features and the linear
+// layer's 1-channel map (N,1,H,W); its spatial mean is the tap's share of the distance.
+struct TapTerm {
+  torch::Tensor normdiff, lin_map;
+};
+TapTerm tap_term(const torch::Tensor& f0, const torch::Tensor& f1, const torch::Tensor& lin) {
+  TapTerm t;
+  t.normdiff = (normalize_channels(f0) - normalize_channels(f1)).pow(2);
+  t.lin_map = torch::conv2d(t.normdiff, lin);
+  return t;
+}
+
+void check_pair(const torch::Tensor& in0, const torch::Tensor& in1) {
+  if (in0.sizes() != in1.sizes())
+    fail("LPIPS inputs differ in shape: {} vs {}", shape_str(in0), shape_str(in1));
+}
 }  // namespace
 
 torch::Tensor Lpips::distance(const torch::Tensor& in0, const torch::Tensor& in1) const {
   torch::NoGradGuard no_grad;
-  if (in0.sizes() != in1.sizes())
-    fail("LPIPS inputs differ in shape: {} vs {}", shape_str(in0), shape_str(in1));
+  check_pair(in0, in1);
   auto t0 = backbone_taps(scale_input(in0));
   auto t1 = backbone_taps(scale_input(in1));
   torch::Tensor val;
   for (size_t k = 0; k < t0.size(); ++k) {
-    auto d = (normalize_channels(t0[k]) - normalize_channels(t1[k])).pow(2);
-    auto res = torch::conv2d(d, lin_[k]).mean({2, 3}, /*keepdim=*/true);
-    val = k == 0 ? res : val + res;
+    auto res = tap_term(t0[k], t1[k], lin_[k]).lin_map.mean({2, 3}, /*keepdim=*/true);
+    val = k == 0 ? res : val + res;  // summed in tap order, as the package does
   }
   return val.view({-1}).to(torch::kCPU, torch::kFloat64);
 }
 
 LpipsLayers Lpips::layers(const torch::Tensor& in0, const torch::Tensor& in1) const {
   torch::NoGradGuard no_grad;
+  check_pair(in0, in1);
   auto t0 = backbone_taps(scale_input(in0.narrow(0, 0, 1)));
   auto t1 = backbone_taps(scale_input(in1.narrow(0, 0, 1)));
   LpipsLayers out;
   torch::Tensor val;
   for (size_t k = 0; k < t0.size(); ++k) {
-    auto d = (normalize_channels(t0[k]) - normalize_channels(t1[k])).pow(2);
-    auto lin = torch::conv2d(d, lin_[k]);
-    auto res = lin.mean({2, 3}, true);
+    TapTerm term = tap_term(t0[k], t1[k], lin_[k]);
+    auto res = term.lin_map.mean({2, 3}, true);
     val = k == 0 ? res : val + res;
     out.feat0.push_back(t0[k][0].cpu());
     out.feat1.push_back(t1[k][0].cpu());
-    out.normdiff.push_back(d[0].cpu());
-    out.lin_map.push_back(lin[0][0].cpu());
+    out.normdiff.push_back(term.normdiff[0].cpu());
+    out.lin_map.push_back(term.lin_map[0][0].cpu());
     out.layer_mean.push_back(res.item<double>());
   }
   out.total = val.item<double>();
