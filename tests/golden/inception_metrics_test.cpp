@@ -39,6 +39,26 @@ double cancellation_scale(const FeatureStats& a, const FeatureStats& b) {
   return a.sigma.trace().item<double>() + b.sigma.trace().item<double>() + 1.0;
 }
 
+// The 64-d cases of the report that have their statistics in fid_cases_64d.npz.
+struct Fid64Case {
+  std::string name;
+  json expected;
+  FeatureStats a, b;
+  double scale = 0;  // float64 cancellation scale of the pair
+};
+std::vector<Fid64Case> fid_64d_cases(const json& cases, const NpzReader& z) {
+  std::vector<Fid64Case> out;
+  for (auto it = cases.begin(); it != cases.end(); ++it) {
+    const std::string name = it.key();
+    if (!it.value().is_object() || !z.contains(name + "__mu1")) continue;
+    Fid64Case k{name, it.value(), stats(z, name + "__mu1", name + "__sigma1"),
+                stats(z, name + "__mu2", name + "__sigma2")};
+    k.scale = cancellation_scale(k.a, k.b);
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
 TEST(GoldenInceptionFid, WellConditioned2048Pair) {
   DMEVAL_REQUIRE_GOLDEN();
   json r = report()["fid_2048_pair"];
@@ -63,14 +83,12 @@ TEST(GoldenInceptionFid, SingularAndNearSingular64dCases) {
   json cases = report()["fid_64d_cases"];
   NpzReader z = NpzReader::open(golden_path("inception/fid_cases_64d.npz"));
   int from_samples = 0, from_stats = 0;
-  for (auto it = cases.begin(); it != cases.end(); ++it) {
-    const std::string name = it.key();
-    if (!it.value().is_object() || !z.contains(name + "__mu1")) continue;
+  for (const Fid64Case& k : fid_64d_cases(cases, z)) {
+    const std::string& name = k.name;
     SCOPED_TRACE(name);
-    const json& c = it.value();
-    FeatureStats a = stats(z, name + "__mu1", name + "__sigma1"),
-                 b = stats(z, name + "__mu2", name + "__sigma2");
-    const double scale = cancellation_scale(a, b);
+    const json& c = k.expected;
+    const FeatureStats &a = k.a, &b = k.b;
+    const double scale = k.scale;
     if (z.contains(name + "__X1")) {
       // The samples are available: the cross-Gram route is exact up to float64 cancellation.
       torch::Tensor x1 = to_torch(z.read(name + "__X1")), x2 = to_torch(z.read(name + "__X2"));
@@ -169,14 +187,12 @@ TEST(GoldenInceptionFid, ScipySqrtmCompatOn64dCases) {
   json cases = report()["fid_64d_cases"];
   NpzReader z = NpzReader::open(golden_path("inception/fid_cases_64d.npz"));
   int checked = 0, same_branch = 0, fallbacks_reproduced = 0;
-  for (auto it = cases.begin(); it != cases.end(); ++it) {
-    const std::string name = it.key();
-    if (!it.value().is_object() || !z.contains(name + "__mu1")) continue;
+  for (const Fid64Case& k : fid_64d_cases(cases, z)) {
+    const std::string& name = k.name;
     SCOPED_TRACE(name);
-    const json& c = it.value();
-    FeatureStats a = stats(z, name + "__mu1", name + "__sigma1"),
-                 b = stats(z, name + "__mu2", name + "__sigma2");
-    const double scale = cancellation_scale(a, b);
+    const json& c = k.expected;
+    const FeatureStats &a = k.a, &b = k.b;
+    const double scale = k.scale;
     for (auto [tool, check] : {std::pair{"pytorch_fid", true}, {"adm", true}, {"clean_fid", false}}) {
       const json& t = c[tool];
       std::string err;
