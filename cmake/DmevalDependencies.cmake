@@ -10,6 +10,8 @@ pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
+# ddim-style YAML model configs.
+find_package(yaml-cpp REQUIRED)
 # OpenCV decodes the non-PNG image formats (JPEG, BMP, TIFF, WebP, PGM/PPM). Optional so that a
 # minimal build (e.g. on a GPU machine with carried packages) still reads PNG through libpng.
 find_package(OpenCV QUIET COMPONENTS core imgcodecs)

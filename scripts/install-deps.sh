@@ -20,6 +20,7 @@ PACKAGES=(
   libopencv-core-dev libopencv-imgcodecs-dev   # JPEG/BMP/TIFF/WebP decoding
   libpng-dev libzip-dev libssl-dev libsqlite3-dev libeigen3-dev
   nlohmann-json3-dev libfmt-dev libspdlog-dev libcli11-dev
+  libyaml-cpp-dev                     # ddim .yml model configs
   libplplot-dev plplot-driver-cairo   # report plots (PNG through PLplot's cairo driver)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev

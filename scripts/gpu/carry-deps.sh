@@ -10,5 +10,6 @@ cd .deps/debs
 apt-get download \
   libpng-dev libpng16-16 zlib1g-dev libzip-dev libzip4 libbz2-dev liblzma-dev libzstd-dev libgnutls28-dev \
   libssl-dev libssl3 nlohmann-json3-dev libfmt-dev libfmt9 libcli11-dev \
-  libgtest-dev libbenchmark-dev libbenchmark1debian libsqlite3-dev libsqlite3-0
+  libgtest-dev libbenchmark-dev libbenchmark1debian libsqlite3-dev libsqlite3-0 \
+  libyaml-cpp-dev libyaml-cpp0.7
 du -sh .

@@ -1,0 +1,32 @@
+// Beta schedules and the float32 cumulative products the ddim samplers use (spec generators.md §3).
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+#include "generators/unet_config.h"
+
+namespace dmeval {
+
+// ddim's get_beta_schedule in float64, bit for bit (NumPy's linspace is i*step + start with the last
+// element set to the end point): linear, quad, const, jsd, sigmoid.
+std::vector<double> beta_schedule(const std::string& name, double beta_start, double beta_end, int64_t T);
+const std::vector<std::string>& beta_schedule_names();
+
+struct DiffusionSchedule {
+  std::vector<double> betas_f64;  // as get_beta_schedule returns it
+  torch::Tensor betas;            // float32 (T), `torch.from_numpy(betas).float()`
+  // float32 (T+1): (1 - cat([0], betas)).cumprod(0), so entry t+1 is ᾱ_t and entry 0 is exactly 1
+  // (ddim's compute_alpha; index -1 maps to 1).
+  torch::Tensor alphas_cumprod_ext;
+  int64_t num_timesteps = 0;
+};
+
+DiffusionSchedule make_schedule(const DiffusionConfig& config);
+
+// ᾱ for timesteps t (any integer tensor, -1 allowed), shaped (n, 1, 1, 1) like compute_alpha.
+torch::Tensor compute_alpha(const DiffusionSchedule& s, const torch::Tensor& t);
+
+}  // namespace dmeval

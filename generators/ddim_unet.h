@@ -1,0 +1,89 @@
+// The ermongroup/ddim `Model` UNet (also pesser/pytorch_diffusion's and q-diffusion's copy) in
+// libtorch, with identical state-dict names and the reference's operations in the same order, so
+// that on one CPU thread it reproduces the reference bit for bit (spec generators.md §1).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <functional>
+#include <string>
+
+#include "generators/layers.h"
+#include "generators/unet_config.h"
+
+namespace dmeval {
+
+// get_timestep_embedding(t, dim): float32 sinusoids, sin first, denominator half - 1.
+torch::Tensor ddim_timestep_embedding(const torch::Tensor& t, int64_t dim);
+
+// Receives named intermediate outputs during a forward pass (tests, calibration).
+using ForwardObserver = std::function<void(const std::string& name, const torch::Tensor& value)>;
+
+class ResnetBlockImpl : public torch::nn::Module {
+ public:
+  ResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t temb_channels, double dropout);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);
+
+  int64_t in_channels, out_channels;
+  double dropout;
+  torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
+  Conv2dLayer conv1{nullptr}, conv2{nullptr}, nin_shortcut{nullptr};
+  LinearLayer temb_proj{nullptr};
+};
+TORCH_MODULE(ResnetBlock);
+
+class AttnBlockImpl : public torch::nn::Module {
+ public:
+  explicit AttnBlockImpl(int64_t channels);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::GroupNorm norm{nullptr};
+  Conv2dLayer q{nullptr}, k{nullptr}, v{nullptr}, proj_out{nullptr};
+};
+TORCH_MODULE(AttnBlock);
+
+class DdimUNetImpl : public torch::nn::Module {
+ public:
+  explicit DdimUNetImpl(const UNetConfig& config);
+
+  // eps = model(x, t); x (B, in_channels, res, res) float, t (B,) of any numeric dtype.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t);
+  // The same computation, reporting the intermediates the golden data stores (temb_sinusoid,
+  // temb.dense.0/1, conv_in, down.i.block.j, down.i.attn.j, down.i.downsample, mid.*, up.*,
+  // norm_out (before swish), conv_out).
+  torch::Tensor forward_observed(const torch::Tensor& x, const torch::Tensor& t,
+                                 const ForwardObserver& observer);
+
+  // Runs the convolutions in channels-last layout (weights converted now, inputs per call). Not
+  // bit-identical to the reference path; checked against it within the golden tolerance.
+  void set_channels_last(bool on);
+  bool channels_last() const { return channels_last_; }
+
+  const UNetConfig& config() const { return config_; }
+
+  struct Level : torch::nn::Module {
+    torch::nn::ModuleList block, attn;
+    std::shared_ptr<torch::nn::Module> resample;  // down.i.downsample / up.i.upsample (holds "conv")
+    Conv2dLayer resample_conv{nullptr};
+  };
+
+ private:
+  torch::Tensor run(const torch::Tensor& x, const torch::Tensor& t, const ForwardObserver* observer);
+
+  UNetConfig config_;
+  bool channels_last_ = false;
+  std::shared_ptr<torch::nn::Module> temb_;
+  LinearLayer dense0_{nullptr}, dense1_{nullptr};
+  Conv2dLayer conv_in_{nullptr}, conv_out_{nullptr};
+  std::vector<std::shared_ptr<Level>> down_, up_;
+  ResnetBlock mid_block_1_{nullptr}, mid_block_2_{nullptr};
+  AttnBlock mid_attn_1_{nullptr};
+  torch::nn::GroupNorm norm_out_{nullptr};
+  torch::Tensor logvar_;
+};
+TORCH_MODULE(DdimUNet);
+
+}  // namespace dmeval

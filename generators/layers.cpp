@@ -1,0 +1,104 @@
+#include "generators/layers.h"
+
+#include <torch/nn/init.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace dmeval {
+
+const char* layer_role_name(LayerRole role) {
+  switch (role) {
+    case LayerRole::kTimestepMlp: return "timestep_mlp";
+    case LayerRole::kFirstConv: return "first_conv";
+    case LayerRole::kLastConv: return "last_conv";
+    case LayerRole::kResblockConv: return "resblock_conv";
+    case LayerRole::kResblockShortcut: return "resblock_shortcut_1x1";
+    case LayerRole::kResblockTembProj: return "resblock_temb_proj";
+    case LayerRole::kAttention1x1: return "attention_1x1";
+    case LayerRole::kDownsampleConv: return "downsample_conv";
+    case LayerRole::kUpsampleConv: return "upsample_conv";
+  }
+  return "?";
+}
+
+namespace {
+thread_local MacCounter* g_mac_counter = nullptr;
+}  // namespace
+
+MacCounter::MacCounter() : previous_(g_mac_counter) {
+  g_mac_counter = this;
+}
+MacCounter::~MacCounter() {
+  g_mac_counter = previous_;
+}
+MacCounter* MacCounter::active() {
+  return g_mac_counter;
+}
+
+namespace {
+// torch.nn's reset_parameters for Conv/Linear: kaiming_uniform_(a=sqrt(5)) on the weight and
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias.
+void default_init(torch::Tensor& weight, torch::Tensor& bias, int64_t fan_in) {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  torch::nn::init::uniform_(bias, -bound, bound);
+}
+}  // namespace
+
+Conv2dLayerImpl::Conv2dLayerImpl(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, LayerRole r)
+    : in_channels(in), out_channels(out), kernel(k), stride(s), padding(p), role(r) {
+  weight = register_parameter("weight", torch::empty({out, in, k, k}));
+  bias = register_parameter("bias", torch::empty({out}));
+  reset_parameters();
+}
+
+void Conv2dLayerImpl::reset_parameters() {
+  default_init(weight, bias, in_channels * kernel * kernel);
+}
+
+torch::Tensor Conv2dLayerImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  if (MacCounter* c = MacCounter::active()) c->layers += y.numel() * in_channels * kernel * kernel;
+  return y;
+}
+
+LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, LayerRole r)
+    : in_features(in), out_features(out), role(r) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  bias = register_parameter("bias", torch::empty({out}));
+  reset_parameters();
+}
+
+void LinearLayerImpl::reset_parameters() {
+  default_init(weight, bias, in_features);
+}
+
+torch::Tensor LinearLayerImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::linear(x, weight, bias);
+  if (MacCounter* c = MacCounter::active()) c->layers += y.numel() * in_features;
+  return y;
+}
+
+std::vector<LayerInfo> list_layers(const torch::nn::Module& root) {
+  std::vector<LayerInfo> out;
+  for (const auto& item : root.named_modules("", /*include_self=*/false)) {
+    const torch::nn::Module* m = item.value().get();
+    if (const auto* c = dynamic_cast<const Conv2dLayerImpl*>(m)) {
+      LayerInfo li{item.key(), "Conv2d", c->role, c->weight.sizes().vec(), c->out_channels};
+      li.kernel = c->kernel;
+      li.stride = c->stride;
+      li.padding = c->padding;
+      li.macs_per_output = c->in_channels * c->kernel * c->kernel;
+      out.push_back(std::move(li));
+    } else if (const auto* l = dynamic_cast<const LinearLayerImpl*>(m)) {
+      LayerInfo li{item.key(), "Linear", l->role, l->weight.sizes().vec(), l->out_features};
+      li.macs_per_output = l->in_features;
+      out.push_back(std::move(li));
+    }
+  }
+  return out;
+}
+
+}  // namespace dmeval

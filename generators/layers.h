@@ -1,0 +1,86 @@
+// The convolution and linear layers of the diffusion UNets. They register `weight` and `bias`
+// directly (so state-dict names match PyTorch's nn.Conv2d / nn.Linear), carry the role the
+// size accounting and the quantization methods select layers by, and can be listed.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
+
+namespace dmeval {
+
+// Roles as the model-facts golden names them (generators/model_facts/ddim_*_layers.json).
+enum class LayerRole {
+  kTimestepMlp,
+  kFirstConv,
+  kLastConv,
+  kResblockConv,
+  kResblockShortcut,
+  kResblockTembProj,
+  kAttention1x1,
+  kDownsampleConv,
+  kUpsampleConv,
+};
+const char* layer_role_name(LayerRole role);
+
+class Conv2dLayerImpl : public torch::nn::Module {
+ public:
+  Conv2dLayerImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
+                  LayerRole role);
+  torch::Tensor forward(const torch::Tensor& x);
+  // PyTorch's default initialisation (kaiming_uniform with a = sqrt(5), bias U(±1/sqrt(fan_in))).
+  void reset_parameters();
+
+  torch::Tensor weight, bias;
+  int64_t in_channels, out_channels, kernel, stride, padding;
+  LayerRole role;
+};
+TORCH_MODULE(Conv2dLayer);
+
+class LinearLayerImpl : public torch::nn::Module {
+ public:
+  LinearLayerImpl(int64_t in_features, int64_t out_features, LayerRole role);
+  torch::Tensor forward(const torch::Tensor& x);
+  void reset_parameters();
+
+  torch::Tensor weight, bias;
+  int64_t in_features, out_features;
+  LayerRole role;
+};
+TORCH_MODULE(LinearLayer);
+
+// One quantizable layer of a model, in module order.
+struct LayerInfo {
+  std::string name;  // module path, e.g. "down.0.block.1.conv2"
+  std::string type;  // "Conv2d" or "Linear"
+  LayerRole role;
+  std::vector<int64_t> weight_shape;
+  int64_t out_channels = 0;
+  int64_t kernel = 1, stride = 1, padding = 0;  // Conv2d only
+  int64_t macs_per_output = 0;                  // in_channels * kernel^2 (Conv2d) or in_features
+};
+
+// Counts multiply-accumulates while it is alive (on this thread): every Conv2dLayer / LinearLayer
+// call adds out_elements x (in_channels x kernel^2 | in_features), attention blocks add their two
+// bmm products. The convention of shared/design/anchors-performance.md §2 (conv + matmul + bmm).
+class MacCounter {
+ public:
+  MacCounter();
+  ~MacCounter();
+  MacCounter(const MacCounter&) = delete;
+  MacCounter& operator=(const MacCounter&) = delete;
+  int64_t layers = 0;     // Conv2d and Linear
+  int64_t attention = 0;  // q·k and v·w bmm
+  int64_t total() const { return layers + attention; }
+  static MacCounter* active();
+
+ private:
+  MacCounter* previous_;
+};
+
+// Every Conv2dLayer / LinearLayer below `root`, in module (registration) order.
+std::vector<LayerInfo> list_layers(const torch::nn::Module& root);
+
+}  // namespace dmeval
