@@ -36,6 +36,10 @@ const std::vector<std::string>& beta_schedule_names() {
   return kNames;
 }
 
+bool beta_schedule_uses_exp(const std::string& name) {
+  return name == "sigmoid";
+}
+
 std::vector<double> beta_schedule(const std::string& name, double beta_start, double beta_end, int64_t T) {
   DMEVAL_CHECK(T >= 1, "number of diffusion timesteps must be positive, got {}", T);
   std::vector<double> b;
@@ -51,6 +55,9 @@ std::vector<double> beta_schedule(const std::string& name, double beta_start, do
     for (double& v : b) v = 1.0 / v;
   } else if (name == "sigmoid") {
     b = np_linspace(-6.0, 6.0, T);
+    // ddim: sigmoid(x) = 1 / (np.exp(-x) + 1). NumPy's vectorised exp differs from the C library's by
+    // up to 2 ulp, so these float64 values can differ in the last bits; the float32 betas the samplers
+    // use are identical (golden test).
     for (double& v : b) v = 1.0 / (std::exp(-v) + 1.0) * (beta_end - beta_start) + beta_start;
   } else {
     fail("unknown beta schedule '{}': one of {}", name, fmt::join(beta_schedule_names(), ", "));

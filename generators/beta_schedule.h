@@ -10,8 +10,10 @@
 
 namespace dmeval {
 
-// ddim's get_beta_schedule in float64, bit for bit (NumPy's linspace is i*step + start with the last
-// element set to the end point): linear, quad, const, jsd, sigmoid.
+// ddim's get_beta_schedule in float64 (NumPy's linspace is i*step + start with the last element set
+// to the end point): linear, quad, const, jsd bit for bit; sigmoid goes through exp, where NumPy's
+// vectorised exp and the C library's differ by up to 2 ulp (the float32 betas are identical).
+bool beta_schedule_uses_exp(const std::string& name);
 std::vector<double> beta_schedule(const std::string& name, double beta_start, double beta_end, int64_t T);
 const std::vector<std::string>& beta_schedule_names();
 
