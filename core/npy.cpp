@@ -235,15 +235,13 @@ TensorData read_npy_file(const std::string& path) {
   return read_npy(f);
 }
 
-std::vector<uint8_t> encode_npy(const TensorData& t) {
-  if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype))
-    fail("encode_npy: {} bytes do not match shape {}", t.bytes.size(), shape_str(t.shape));
+std::vector<uint8_t> encode_npy_header(DType dtype, const std::vector<int64_t>& shape_dims) {
   // Python's tuple repr: (), (3,), (3, 4)
   std::string shape = "(";
-  for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
-  shape += t.shape.size() == 1 ? ",)" : ")";
+  for (size_t i = 0; i < shape_dims.size(); ++i) shape += (i ? ", " : "") + std::to_string(shape_dims[i]);
+  shape += shape_dims.size() == 1 ? ",)" : ")";
   std::string dict =
-      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", npy_descr(t.dtype), shape);
+      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", npy_descr(dtype), shape);
   bool v2 = dict.size() + 11 > 65535;
   size_t pre = v2 ? 12 : 10;
   size_t total = pre + dict.size() + 1;
@@ -261,6 +259,25 @@ std::vector<uint8_t> encode_npy(const TensorData& t) {
     out.push_back((hl >> 24) & 0xff);
   }
   out.insert(out.end(), dict.begin(), dict.end());
+  return out;
+}
+
+NpyFileInfo read_npy_info(const std::string& path) {
+  FileSource f(path);
+  auto [h, off] = read_header(f);
+  if (h.big_endian || (h.fortran && h.shape.size() > 1))
+    fail("{}: expected a C-order little-endian .npy", path);
+  const uint64_t n = data_bytes(h, path);
+  if (n > f.size() - off)
+    fail("{}: truncated: {} {} needs {} data bytes at offset {}, only {} present", path, dtype_name(h.dtype),
+         shape_str(h.shape), n, off, f.size() - off);
+  return {h.dtype, h.shape, off, n};
+}
+
+std::vector<uint8_t> encode_npy(const TensorData& t) {
+  if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype))
+    fail("encode_npy: {} bytes do not match shape {}", t.bytes.size(), shape_str(t.shape));
+  std::vector<uint8_t> out = encode_npy_header(t.dtype, t.shape);
   out.insert(out.end(), t.bytes.begin(), t.bytes.end());
   return out;
 }

@@ -20,6 +20,16 @@ TensorData read_npy_file(const std::string& path);
 
 std::vector<uint8_t> encode_npy(const TensorData& t);          // format 1.0 (2.0 if the header needs it)
 void write_npy(const std::string& path, const TensorData& t);  // atomic
+// The header alone (magic, version, dict, padding): followed by the C-order data it describes.
+std::vector<uint8_t> encode_npy_header(DType dtype, const std::vector<int64_t>& shape);
+// Dtype, shape and data position of a C-order little-endian .npy, without reading the data; throws
+// if the file is shorter than its header says.
+struct NpyFileInfo {
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t data_offset = 0, data_bytes = 0;
+};
+NpyFileInfo read_npy_info(const std::string& path);
 
 class ZipReader;
 

@@ -174,6 +174,18 @@ void ZipWriter::add(const std::string& entry, std::vector<uint8_t> data, ZipComp
                            c == ZipCompression::kStore ? ZIP_CM_STORE : ZIP_CM_DEFLATE, 0);
 }
 
+void ZipWriter::add_file(const std::string& entry, const std::string& source_path, ZipCompression c) {
+  zip_source_t* src = zip_source_file(za_, source_path.c_str(), 0, -1);
+  if (!src) fail("{}: cannot add '{}' from {}: {}", path_, entry, source_path, zip_strerror(za_));
+  zip_int64_t idx = zip_file_add(za_, entry.c_str(), src, ZIP_FL_OVERWRITE | ZIP_FL_ENC_UTF_8);
+  if (idx < 0) {
+    zip_source_free(src);
+    fail("{}: cannot add '{}': {}", path_, entry, zip_strerror(za_));
+  }
+  zip_set_file_compression(za_, static_cast<zip_uint64_t>(idx),
+                           c == ZipCompression::kStore ? ZIP_CM_STORE : ZIP_CM_DEFLATE, 0);
+}
+
 void ZipWriter::finish() {
   if (zip_close(za_) != 0) {
     std::string msg = zip_strerror(za_);

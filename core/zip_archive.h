@@ -48,6 +48,8 @@ class ZipWriter {
   ZipWriter& operator=(const ZipWriter&) = delete;
 
   void add(const std::string& entry, std::vector<uint8_t> data, ZipCompression c);
+  // Streams the entry from a file when the archive is written (large entries; no copy in memory).
+  void add_file(const std::string& entry, const std::string& source_path, ZipCompression c);
   void finish();
 
  private:

@@ -53,6 +53,8 @@ ModelConfig resolve_model_config(const std::string& name_or_path);
 
 // Canonical one-line description (recorded with results).
 std::string describe(const ModelConfig& c);
+// The same without the name and source: what determines the network and the schedule.
+std::string describe_architecture(const ModelConfig& c);
 // Checks structural constraints (channel counts divisible by 32 for GroupNorm, resolution divisible
 // by 2^(levels-1), ...) and throws naming the field.
 void validate(const ModelConfig& c);

@@ -13,7 +13,7 @@ const std::vector<CommandSpec>& command_registry() {
       {"stats", add_stats_command},     {"fid", add_fid_command},
       {"score", add_score_command},     {"sr", add_sr_command},
       {"resize", add_resize_command},   {"db", add_db_command},
-      {"report", add_report_command},
+      {"report", add_report_command},   {"sample", add_sample_command},
   };
   return kCommands;
 }

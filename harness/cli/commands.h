@@ -38,5 +38,6 @@ void add_sr_command(CLI::App& app);
 void add_resize_command(CLI::App& app);
 void add_db_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
 
 }  // namespace dmeval::cli

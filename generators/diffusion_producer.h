@@ -1,0 +1,37 @@
+// A diffusion sampler as an ImageProducer: x_T and step noise from a NoiseSource, the UNet through
+// an EpsModel, the schedule and sampler of the run, the reference's 8-bit conversion. The harness
+// pulls batches of global image indices from it (harness/chunk_runner) without knowing what it is.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/image_sink.h"
+#include "generators/beta_schedule.h"
+#include "generators/noise_source.h"
+#include "generators/samplers.h"
+
+namespace dmeval {
+
+class DiffusionImageProducer : public ImageProducer {
+ public:
+  DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule, SamplerSpec sampler,
+                         std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape, torch::Device device,
+                         bool keep_raw);
+  ImageBatch produce(int64_t first, int64_t count) override;
+  bool sequential() const override { return noise_->sequential(); }
+  std::vector<uint8_t> state() const override { return noise_->state(); }
+  void restore(const std::vector<uint8_t>& state) override { noise_->restore(state); }
+  const NoiseSource& noise() const { return *noise_; }
+
+ private:
+  EpsModel model_;
+  DiffusionSchedule schedule_;
+  SamplerSpec sampler_;
+  std::unique_ptr<NoiseSource> noise_;
+  std::vector<int64_t> shape_;
+  torch::Device device_;
+  bool keep_raw_;
+};
+
+}  // namespace dmeval

@@ -1,0 +1,50 @@
+#include "generators/unet_runner.h"
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace dmeval {
+
+EpsModel make_unet_eps(DdimUNet model, const UNetRunOptions& o) {
+  DMEVAL_CHECK(o.micro_batch >= 1, "evaluation micro-batch must be at least 1, got {}", o.micro_batch);
+  model->to(o.device);
+  model->eval();
+  if (o.channels_last) model->set_channels_last(true);
+  const int64_t m = o.micro_batch;
+  return [model, m](const torch::Tensor& x, const torch::Tensor& t, int64_t) mutable {
+    torch::NoGradGuard no_grad;
+    const int64_t n = x.size(0);
+    if (n == m) return model->forward(x, t);
+    std::vector<torch::Tensor> outs;
+    for (int64_t b = 0; b < n; b += m) {
+      const int64_t e = std::min(n, b + m);
+      torch::Tensor xb = x.slice(0, b, e), tb = t.slice(0, b, e);
+      if (e - b < m) {  // pad with copies of the last image; their outputs are dropped
+        const int64_t pad = m - (e - b);
+        xb = torch::cat({xb, xb.slice(0, -1).expand({pad, x.size(1), x.size(2), x.size(3)})}, 0);
+        tb = torch::cat({tb, tb.slice(0, -1).expand({pad})}, 0);
+      }
+      outs.push_back(model->forward(xb, tb).slice(0, 0, e - b));
+    }
+    return torch::cat(outs, 0);
+  };
+}
+
+torch::Device parse_device(const std::string& name) {
+  torch::Device d = torch::kCPU;
+  try {
+    d = torch::Device(name);
+  } catch (const std::exception&) {
+    fail("--device '{}' is not a device (cpu, cuda, cuda:N)", name);
+  }
+  if (d.is_cuda()) {
+    DMEVAL_CHECK(torch::cuda::is_available(), "--device {}: this build or machine has no CUDA device", name);
+    DMEVAL_CHECK(!d.has_index() || d.index() < static_cast<int>(torch::cuda::device_count()),
+                 "--device {}: only {} CUDA devices", name, torch::cuda::device_count());
+  }
+  return d;
+}
+
+}  // namespace dmeval

@@ -1,0 +1,190 @@
+// `dmeval sample`: mass sampling of N images from a ddim UNet with the DDIM or DDPM sampler,
+// deterministic per image, chunked and resumable, shardable across processes, into a PNG folder or
+// an ADM-style .npz batch (and optionally the float samples as .npy).
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/image_sinks.h"
+#include "core/npy.h"
+#include "core/runtime.h"
+#include "core/torch_bridge.h"
+#include "generators/diffusion_producer.h"
+#include "generators/timestep_sequence.h"
+#include "generators/unet_runner.h"
+#include "harness/cli/commands.h"
+#include "harness/cli/model_cli.h"
+#include "harness/sampling/chunk_runner.h"
+
+namespace dmeval::cli {
+
+namespace fs = std::filesystem;
+
+void add_sample_command(CLI::App& app) {
+  struct Opts {
+    ModelOptions model;
+    SamplerSpec sampler;
+    std::string noise = "per-image", out, shard, format = "png", init_noise, raw_out, device = "cpu";
+    int64_t n = 50000, batch = 64, micro_batch = 8, chunk = 1024, seed = 0, max_chunks = 0;
+    int png_compression = 6;
+    bool channels_last = false, json = false, quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("sample", "sample N images from a ddim UNet (DDIM/DDPM), resumable and shardable");
+  add_model_options(cmd, o->model);
+  cmd->add_option("--sampler", o->sampler.sampler, "ddim (generalized_steps) or ddpm (ddpm_steps)")
+      ->check(CLI::IsMember({"ddim", "ddpm"}))
+      ->capture_default_str();
+  cmd->add_option("--skip-type", o->sampler.skip_type, "timestep sequence: uniform or quad")
+      ->check(CLI::IsMember({"uniform", "quad"}))
+      ->capture_default_str();
+  cmd->add_option("--steps", o->sampler.steps, "sampler steps (--timesteps of ddim)")->capture_default_str();
+  cmd->add_option("--eta", o->sampler.eta, "DDIM eta (0 = deterministic)")->capture_default_str();
+  cmd->add_option("--n", o->n, "number of images (exactly this many)")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "images sampled together (memory; results do not depend on it)")
+      ->capture_default_str();
+  cmd->add_option("--micro-batch", o->micro_batch,
+                  "images per network evaluation; results are byte-identical for any --batch and shard layout "
+                  "at a fixed micro-batch (recorded)")
+      ->capture_default_str();
+  cmd->add_option("--chunk", o->chunk, "images per resumable chunk (rounded up to a multiple of --batch)")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "noise seed")->capture_default_str();
+  cmd->add_option("--noise", o->noise,
+                  "per-image: noise depends only on (seed, image, step); reference: the ddim scripts' sequential "
+                  "CPU generator stream (depends on --batch; no shards)")
+      ->check(CLI::IsMember({"per-image", "reference"}))
+      ->capture_default_str();
+  cmd->add_option("--out", o->out, "output folder (PNG files, or the .npz with --format npz)")->required();
+  cmd->add_option("--format", o->format, "png: one <index>.png per image; npz: ADM-style samples_NxHxWx3.npz")
+      ->check(CLI::IsMember({"png", "npz"}))
+      ->capture_default_str();
+  cmd->add_option("--shard", o->shard, "run only shard K of N (chunks k with k mod N = K)");
+  cmd->add_option("--init-noise", o->init_noise, "x_T for every image from a float32 (N, C, H, W) .npy");
+  cmd->add_option("--raw-out", o->raw_out, "also write the float samples before conversion as (N, C, H, W) .npy");
+  cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_flag("--channels-last", o->channels_last, "channels-last convolutions (GPU fast path)");
+  cmd->add_option("--png-compression", o->png_compression, "zlib level 0-9")->check(CLI::Range(0, 9));
+  cmd->add_option("--max-chunks", o->max_chunks, "stop after this many chunks (the rest on a later run)");
+  cmd->add_flag("--json", o->json, "print the run summary as JSON");
+  cmd->add_flag("--quiet", o->quiet, "no progress output");
+  cmd->callback([o] {
+    DMEVAL_CHECK(o->n >= 1, "--n {} must be at least 1", o->n);
+    DMEVAL_CHECK(o->batch >= 1 && o->micro_batch >= 1, "--batch and --micro-batch must be at least 1");
+    validate(o->sampler);
+    LoadedModel m = load_model(o->model);
+    const torch::Device device = parse_device(o->device);
+    DiffusionSchedule schedule = make_schedule(m.config.diffusion);
+    // Fails early on a bad --steps for this schedule.
+    const auto seq = timestep_sequence(o->sampler.skip_type, o->sampler.steps, schedule.num_timesteps);
+    const std::vector<int64_t> shape = {m.config.unet.in_channels, m.config.unet.resolution,
+                                        m.config.unet.resolution};
+
+    std::unique_ptr<NoiseSource> noise = make_noise_source(o->noise, static_cast<uint64_t>(o->seed));
+    std::string init_sha;
+    if (!o->init_noise.empty()) {
+      torch::Tensor x_T = to_torch(read_npy_file(o->init_noise));
+      DMEVAL_CHECK(x_T.dim() == 4 && x_T.size(0) == o->n, "{}: initial noise for {} images, --n is {}", o->init_noise,
+                   x_T.dim() == 4 ? x_T.size(0) : 0, o->n);
+      noise = with_initial_noise(std::move(noise), x_T, o->init_noise);
+      init_sha = sha256_file(o->init_noise);
+    }
+    UNetRunOptions ro;
+    ro.device = device;
+    ro.micro_batch = o->micro_batch;
+    ro.channels_last = o->channels_last;
+    DiffusionImageProducer producer(make_unet_eps(m.unet, ro), schedule, o->sampler, std::move(noise), shape, device,
+                                    !o->raw_out.empty());
+
+    ChunkPlan plan;
+    plan.total = o->n;
+    plan.chunk_size = round_chunk_size(o->chunk, o->batch);
+    if (!o->shard.empty()) plan.shard = parse_shard(o->shard);
+
+    // Everything that determines the output bytes.
+    nlohmann::ordered_json id;
+    id["command"] = "sample";
+    id["model"] = m.identity();
+    id["sampler"] = describe(o->sampler);
+    id["n"] = o->n;
+    id["seed"] = o->seed;
+    id["noise"] = producer.noise().describe();
+    if (!init_sha.empty()) id["init_noise_sha256"] = init_sha;
+    id["micro_batch"] = o->micro_batch;
+    if (producer.sequential()) id["batch"] = o->batch;  // the stream's layout depends on it
+    id["chunk_size"] = plan.chunk_size;
+    id["device"] = device.is_cuda() ? "cuda" : "cpu";
+    id["channels_last"] = o->channels_last;
+    id["format"] = o->format;
+    if (!o->raw_out.empty()) id["raw_out"] = fs::absolute(o->raw_out).string();
+    id["dmeval"] = fmt::format("{} {}", build_version(), build_git_revision());
+    id["libtorch"] = runtime_info().torch_version;
+    id["threads"] = runtime_info().intra_op_threads;
+
+    fs::create_directories(o->out);
+    const std::string record = o->out + "/.dmeval";
+    ChunkLedger ledger(record, id);
+    std::vector<std::unique_ptr<ImageSink>> owned;
+    std::string npz_path;
+    if (o->format == "png") {
+      owned.push_back(std::make_unique<PngFolderSink>(o->out, PngFolderSink::digits_for(o->n), o->png_compression));
+    } else {
+      npz_path = fmt::format("{}/samples_{}x{}x{}x3.npz", o->out, o->n, shape[1], shape[2]);
+      owned.push_back(std::make_unique<ChunkedArraySink>(ChunkedArraySink::Kind::kImagesNpz, npz_path,
+                                                         record + "/parts-npz", o->n));
+    }
+    if (!o->raw_out.empty())
+      owned.push_back(std::make_unique<ChunkedArraySink>(ChunkedArraySink::Kind::kRawNpy, o->raw_out,
+                                                         record + "/parts-raw", o->n));
+    std::vector<ImageSink*> sinks;
+    for (auto& s : owned) sinks.push_back(s.get());
+
+    if (!o->quiet && !o->json)
+      std::fprintf(stderr, "%s\n%s; %lld images, seed %lld, %s; %s; chunks of %lld%s\n",
+                   dmeval::describe(m.config).c_str(), describe(o->sampler).c_str(), static_cast<long long>(o->n),
+                   static_cast<long long>(o->seed), producer.noise().describe().c_str(), o->device.c_str(),
+                   static_cast<long long>(plan.chunk_size),
+                   plan.shard.count > 1 ? (", shard " + plan.shard.str()).c_str() : "");
+    ChunkRunOptions co;
+    co.batch = o->batch;
+    co.progress = !o->quiet;
+    co.max_chunks = o->max_chunks;
+    ChunkRunResult r = run_chunks(producer, plan, ledger, sinks, co);
+
+    nlohmann::ordered_json summary = id;
+    summary["model"] = m.describe();
+    summary["out"] = o->out;
+    if (!npz_path.empty()) summary["npz"] = npz_path;
+    summary["shard"] = plan.shard.str();
+    summary["chunks_total"] = r.chunks_total;
+    summary["chunks_done"] = r.chunks_done;
+    summary["chunks_run_now"] = r.chunks_run;
+    summary["chunks_skipped"] = r.chunks_skipped;
+    summary["images_now"] = r.images;
+    summary["seconds"] = r.seconds;
+    summary["images_per_second"] = r.images_per_second;
+    summary["complete"] = r.complete;
+    summary["timesteps"] = seq;
+    if (o->json) {
+      std::printf("%s\n", summary.dump(1).c_str());
+    } else {
+      std::printf("%s: %lld of %lld chunks done (%lld now, %lld already there), %.2f images/s\n", o->out.c_str(),
+                  static_cast<long long>(r.chunks_done), static_cast<long long>(r.chunks_total),
+                  static_cast<long long>(r.chunks_run), static_cast<long long>(r.chunks_skipped), r.images_per_second);
+      if (r.complete)
+        std::printf("complete: %lld images%s\n", static_cast<long long>(o->n),
+                    npz_path.empty() ? "" : (" in " + npz_path).c_str());
+      else if (r.chunks_done < r.chunks_total && plan.shard.count > 1)
+        std::printf("this shard is done; run the other shards (the outputs are assembled when the last one ends)\n");
+      else
+        std::printf("incomplete: run the same command again to continue\n");
+    }
+  });
+}
+
+}  // namespace dmeval::cli
