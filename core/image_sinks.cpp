@@ -29,7 +29,9 @@ int PngFolderSink::digits_for(int64_t total) {
   return std::max(d, 6);
 }
 
-std::string PngFolderSink::file_name(int64_t index) const { return fmt::format("{:0{}d}.png", index, digits_); }
+std::string PngFolderSink::file_name(int64_t index) const {
+  return fmt::format("{:0{}d}.png", index, digits_);
+}
 
 void PngFolderSink::consume(const ImageBatch& batch) {
   for (size_t i = 0; i < batch.images.size(); ++i)
@@ -54,8 +56,9 @@ void ChunkedArraySink::begin_chunk(const ChunkRange& chunk) {
 }
 
 void ChunkedArraySink::consume(const ImageBatch& batch) {
-  DMEVAL_CHECK(batch.first_index == chunk_.first + seen_, "{}: batch starting at image {} out of order (expected {})",
-               out_, batch.first_index, chunk_.first + seen_);
+  DMEVAL_CHECK(batch.first_index == chunk_.first + seen_,
+               "{}: batch starting at image {} out of order (expected {})", out_, batch.first_index,
+               chunk_.first + seen_);
   std::vector<int64_t> item;
   if (kind_ == Kind::kImagesNpz) {
     for (const Image& im : batch.images) {
@@ -71,15 +74,16 @@ void ChunkedArraySink::consume(const ImageBatch& batch) {
                  "{}: the producer delivered no float samples", out_);
     item.assign(batch.raw.shape.begin() + 1, batch.raw.shape.end());
     if (item_shape_.empty()) item_shape_ = item;
-    DMEVAL_CHECK(item == item_shape_, "{}: samples of shape {} where {} were written before", out_, shape_str(item),
-                 shape_str(item_shape_));
+    DMEVAL_CHECK(item == item_shape_, "{}: samples of shape {} where {} were written before", out_,
+                 shape_str(item), shape_str(item_shape_));
     buffer_.insert(buffer_.end(), batch.raw.bytes.begin(), batch.raw.bytes.end());
     seen_ += batch.raw.shape[0];
   }
 }
 
 void ChunkedArraySink::commit_chunk(const ChunkRange& chunk) {
-  DMEVAL_CHECK(seen_ == chunk.count, "{}: chunk {} got {} of its {} images", out_, chunk.index, seen_, chunk.count);
+  DMEVAL_CHECK(seen_ == chunk.count, "{}: chunk {} got {} of its {} images", out_, chunk.index, seen_,
+               chunk.count);
   TensorData t;
   t.dtype = kind_ == Kind::kImagesNpz ? DType::kUInt8 : DType::kFloat32;
   t.shape = {chunk.count};
@@ -102,7 +106,8 @@ void ChunkedArraySink::finish() {
     if (infos.empty()) item_shape_.assign(info.shape.begin() + 1, info.shape.end());
     DMEVAL_CHECK(std::vector<int64_t>(info.shape.begin() + 1, info.shape.end()) == item_shape_ &&
                      info.dtype == (kind_ == Kind::kImagesNpz ? DType::kUInt8 : DType::kFloat32),
-                 "{}: part {} holds {} {}, unlike the others", out_, p, dtype_name(info.dtype), shape_str(info.shape));
+                 "{}: part {} holds {} {}, unlike the others", out_, p, dtype_name(info.dtype),
+                 shape_str(info.shape));
     covered += info.shape[0];
     infos.push_back(info);
     paths.push_back(p);

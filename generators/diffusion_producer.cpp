@@ -7,9 +7,10 @@
 
 namespace dmeval {
 
-DiffusionImageProducer::DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule, SamplerSpec sampler,
-                                               std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape,
-                                               torch::Device device, bool keep_raw)
+DiffusionImageProducer::DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule,
+                                               SamplerSpec sampler, std::unique_ptr<NoiseSource> noise,
+                                               std::vector<int64_t> image_shape, torch::Device device,
+                                               bool keep_raw)
     : model_(std::move(model)),
       schedule_(std::move(schedule)),
       sampler_(std::move(sampler)),

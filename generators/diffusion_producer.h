@@ -16,8 +16,8 @@ namespace dmeval {
 class DiffusionImageProducer : public ImageProducer {
  public:
   DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule, SamplerSpec sampler,
-                         std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape, torch::Device device,
-                         bool keep_raw);
+                         std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape,
+                         torch::Device device, bool keep_raw);
   ImageBatch produce(int64_t first, int64_t count) override;
   bool sequential() const override { return noise_->sequential(); }
   std::vector<uint8_t> state() const override { return noise_->state(); }

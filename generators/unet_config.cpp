@@ -174,15 +174,16 @@ ModelConfig resolve_model_config(const std::string& name_or_path) {
 }
 
 std::string describe(const ModelConfig& c) {
-  return fmt::format("ddim UNet {}{}: {}", c.name, c.source == "preset" ? " (preset)" : "", describe_architecture(c));
+  return fmt::format("ddim UNet {}{}: {}", c.name, c.source == "preset" ? " (preset)" : "",
+                     describe_architecture(c));
 }
 
 std::string describe_architecture(const ModelConfig& c) {
   const UNetConfig& u = c.unet;
   return fmt::format(
-      "{} ch {}, ch_mult [{}], res blocks {}, attn [{}], {}x{}x{}, dropout {}, {} beta {}..{} T={}",
-      u.type, u.ch, fmt::join(u.ch_mult, ","), u.num_res_blocks, fmt::join(u.attn_resolutions, ","),
-      u.in_channels, u.resolution, u.resolution, u.dropout, c.diffusion.beta_schedule, c.diffusion.beta_start,
+      "{} ch {}, ch_mult [{}], res blocks {}, attn [{}], {}x{}x{}, dropout {}, {} beta {}..{} T={}", u.type,
+      u.ch, fmt::join(u.ch_mult, ","), u.num_res_blocks, fmt::join(u.attn_resolutions, ","), u.in_channels,
+      u.resolution, u.resolution, u.dropout, c.diffusion.beta_schedule, c.diffusion.beta_start,
       c.diffusion.beta_end, c.diffusion.num_timesteps);
 }
 

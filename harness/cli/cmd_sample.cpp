@@ -35,7 +35,8 @@ void add_sample_command(CLI::App& app) {
     bool channels_last = false, json = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("sample", "sample N images from a ddim UNet (DDIM/DDPM), resumable and shardable");
+  auto* cmd =
+      app.add_subcommand("sample", "sample N images from a ddim UNet (DDIM/DDPM), resumable and shardable");
   add_model_options(cmd, o->model);
   cmd->add_option("--sampler", o->sampler.sampler, "ddim (generalized_steps) or ddpm (ddpm_steps)")
       ->check(CLI::IsMember({"ddim", "ddpm"}))
@@ -48,16 +49,18 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--n", o->n, "number of images (exactly this many)")->capture_default_str();
   cmd->add_option("--batch", o->batch, "images sampled together (memory; results do not depend on it)")
       ->capture_default_str();
-  cmd->add_option("--micro-batch", o->micro_batch,
-                  "images per network evaluation; results are byte-identical for any --batch and shard layout "
-                  "at a fixed micro-batch (recorded)")
+  cmd->add_option(
+         "--micro-batch", o->micro_batch,
+         "images per network evaluation; results are byte-identical for any --batch and shard layout "
+         "at a fixed micro-batch (recorded)")
       ->capture_default_str();
   cmd->add_option("--chunk", o->chunk, "images per resumable chunk (rounded up to a multiple of --batch)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "noise seed")->capture_default_str();
-  cmd->add_option("--noise", o->noise,
-                  "per-image: noise depends only on (seed, image, step); reference: the ddim scripts' sequential "
-                  "CPU generator stream (depends on --batch; no shards)")
+  cmd->add_option(
+         "--noise", o->noise,
+         "per-image: noise depends only on (seed, image, step); reference: the ddim scripts' sequential "
+         "CPU generator stream (depends on --batch; no shards)")
       ->check(CLI::IsMember({"per-image", "reference"}))
       ->capture_default_str();
   cmd->add_option("--out", o->out, "output folder (PNG files, or the .npz with --format npz)")->required();
@@ -66,7 +69,8 @@ void add_sample_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--shard", o->shard, "run only shard K of N (chunks k with k mod N = K)");
   cmd->add_option("--init-noise", o->init_noise, "x_T for every image from a float32 (N, C, H, W) .npy");
-  cmd->add_option("--raw-out", o->raw_out, "also write the float samples before conversion as (N, C, H, W) .npy");
+  cmd->add_option("--raw-out", o->raw_out,
+                  "also write the float samples before conversion as (N, C, H, W) .npy");
   cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_flag("--channels-last", o->channels_last, "channels-last convolutions (GPU fast path)");
   cmd->add_option("--png-compression", o->png_compression, "zlib level 0-9")->check(CLI::Range(0, 9));
@@ -89,8 +93,8 @@ void add_sample_command(CLI::App& app) {
     std::string init_sha;
     if (!o->init_noise.empty()) {
       torch::Tensor x_T = to_torch(read_npy_file(o->init_noise));
-      DMEVAL_CHECK(x_T.dim() == 4 && x_T.size(0) == o->n, "{}: initial noise for {} images, --n is {}", o->init_noise,
-                   x_T.dim() == 4 ? x_T.size(0) : 0, o->n);
+      DMEVAL_CHECK(x_T.dim() == 4 && x_T.size(0) == o->n, "{}: initial noise for {} images, --n is {}",
+                   o->init_noise, x_T.dim() == 4 ? x_T.size(0) : 0, o->n);
       noise = with_initial_noise(std::move(noise), x_T, o->init_noise);
       init_sha = sha256_file(o->init_noise);
     }
@@ -98,8 +102,8 @@ void add_sample_command(CLI::App& app) {
     ro.device = device;
     ro.micro_batch = o->micro_batch;
     ro.channels_last = o->channels_last;
-    DiffusionImageProducer producer(make_unet_eps(m.unet, ro), schedule, o->sampler, std::move(noise), shape, device,
-                                    !o->raw_out.empty());
+    DiffusionImageProducer producer(make_unet_eps(m.unet, ro), schedule, o->sampler, std::move(noise), shape,
+                                    device, !o->raw_out.empty());
 
     ChunkPlan plan;
     plan.total = o->n;
@@ -132,7 +136,8 @@ void add_sample_command(CLI::App& app) {
     std::vector<std::unique_ptr<ImageSink>> owned;
     std::string npz_path;
     if (o->format == "png") {
-      owned.push_back(std::make_unique<PngFolderSink>(o->out, PngFolderSink::digits_for(o->n), o->png_compression));
+      owned.push_back(
+          std::make_unique<PngFolderSink>(o->out, PngFolderSink::digits_for(o->n), o->png_compression));
     } else {
       npz_path = fmt::format("{}/samples_{}x{}x{}x3.npz", o->out, o->n, shape[1], shape[2]);
       owned.push_back(std::make_unique<ChunkedArraySink>(ChunkedArraySink::Kind::kImagesNpz, npz_path,
@@ -146,8 +151,9 @@ void add_sample_command(CLI::App& app) {
 
     if (!o->quiet && !o->json)
       std::fprintf(stderr, "%s\n%s; %lld images, seed %lld, %s; %s; chunks of %lld%s\n",
-                   dmeval::describe(m.config).c_str(), describe(o->sampler).c_str(), static_cast<long long>(o->n),
-                   static_cast<long long>(o->seed), producer.noise().describe().c_str(), o->device.c_str(),
+                   dmeval::describe(m.config).c_str(), describe(o->sampler).c_str(),
+                   static_cast<long long>(o->n), static_cast<long long>(o->seed),
+                   producer.noise().describe().c_str(), o->device.c_str(),
                    static_cast<long long>(plan.chunk_size),
                    plan.shard.count > 1 ? (", shard " + plan.shard.str()).c_str() : "");
     ChunkRunOptions co;
@@ -173,14 +179,16 @@ void add_sample_command(CLI::App& app) {
     if (o->json) {
       std::printf("%s\n", summary.dump(1).c_str());
     } else {
-      std::printf("%s: %lld of %lld chunks done (%lld now, %lld already there), %.2f images/s\n", o->out.c_str(),
-                  static_cast<long long>(r.chunks_done), static_cast<long long>(r.chunks_total),
-                  static_cast<long long>(r.chunks_run), static_cast<long long>(r.chunks_skipped), r.images_per_second);
+      std::printf("%s: %lld of %lld chunks done (%lld now, %lld already there), %.2f images/s\n",
+                  o->out.c_str(), static_cast<long long>(r.chunks_done),
+                  static_cast<long long>(r.chunks_total), static_cast<long long>(r.chunks_run),
+                  static_cast<long long>(r.chunks_skipped), r.images_per_second);
       if (r.complete)
         std::printf("complete: %lld images%s\n", static_cast<long long>(o->n),
                     npz_path.empty() ? "" : (" in " + npz_path).c_str());
       else if (r.chunks_done < r.chunks_total && plan.shard.count > 1)
-        std::printf("this shard is done; run the other shards (the outputs are assembled when the last one ends)\n");
+        std::printf(
+            "this shard is done; run the other shards (the outputs are assembled when the last one ends)\n");
       else
         std::printf("incomplete: run the same command again to continue\n");
     }

@@ -12,8 +12,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                   "UNet preset (cifar10, celeba, lsun_bedroom, lsun_church, lsun_cat) or a ddim .yml config")
       ->capture_default_str();
   cmd->add_option("--config", o.config, "a ddim-style .yml config (data, model, diffusion sections)");
-  cmd->add_option("--checkpoint", o.checkpoint,
-                  "UNet weights: pytorch_diffusion model-*.ckpt, ddim ckpt.pth (EMA applied), or safetensors");
+  cmd->add_option(
+      "--checkpoint", o.checkpoint,
+      "UNet weights: pytorch_diffusion model-*.ckpt, ddim ckpt.pth (EMA applied), or safetensors");
   cmd->add_option("--random-weights", o.random_weights,
                   "no checkpoint: PyTorch's default initialisation from this seed (benchmarks, tests)");
   cmd->add_flag("--no-ema", o.no_ema, "ddim training checkpoints: use the raw weights, not the EMA entry");

@@ -71,14 +71,17 @@ ChunkLedger::ChunkLedger(std::string dir, nlohmann::ordered_json identity) : dir
       std::vector<std::string> diff;
       for (const auto& [k, v] : identity.items())
         if (!saved.contains(k) || saved[k] != v)
-          diff.push_back(fmt::format("{}: {} now, {} before", k, v.dump(), saved.contains(k) ? saved[k].dump() : "-"));
+          diff.push_back(
+              fmt::format("{}: {} now, {} before", k, v.dump(), saved.contains(k) ? saved[k].dump() : "-"));
       for (const auto& [k, v] : saved.items())
         if (!identity.contains(k)) diff.push_back(fmt::format("{}: - now, {} before", k, v.dump()));
       std::string list;
       for (const auto& d : diff) list += "\n  " + d;
-      fail("{}: this folder holds a different run (its outputs would not be those of this command); use another "
-           "output folder or remove it. Differences:{}",
-           dir_, list);
+      fail(
+          "{}: this folder holds a different run (its outputs would not be those of this command); use "
+          "another "
+          "output folder or remove it. Differences:{}",
+          dir_, list);
     }
   } else {
     write_atomic(run, identity.dump(1) + "\n");
@@ -94,16 +97,21 @@ void ChunkLedger::lock(const std::string& name) {
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) fail("{}: cannot create the lock file", path);
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
-    fail("{}: another process is already running this part of the run ({}); wait for it or stop it", dir_, name);
+    fail("{}: another process is already running this part of the run ({}); wait for it or stop it", dir_,
+         name);
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd_, 0) == 0 && ::write(lock_fd_, pid.data(), pid.size()) < 0) {
     // the pid is informational only
   }
 }
 
-std::string ChunkLedger::chunk_path(int64_t chunk) const { return fmt::format("{}/chunks/{:06d}.json", dir_, chunk); }
+std::string ChunkLedger::chunk_path(int64_t chunk) const {
+  return fmt::format("{}/chunks/{:06d}.json", dir_, chunk);
+}
 
-bool ChunkLedger::done(int64_t chunk) const { return fs::exists(chunk_path(chunk)); }
+bool ChunkLedger::done(int64_t chunk) const {
+  return fs::exists(chunk_path(chunk));
+}
 
 int64_t ChunkLedger::done_count(int64_t num_chunks) const {
   int64_t n = 0;
@@ -111,7 +119,8 @@ int64_t ChunkLedger::done_count(int64_t num_chunks) const {
   return n;
 }
 
-void ChunkLedger::mark_done(const ChunkRange& c, const std::vector<uint8_t>& state, nlohmann::ordered_json details) {
+void ChunkLedger::mark_done(const ChunkRange& c, const std::vector<uint8_t>& state,
+                            nlohmann::ordered_json details) {
   nlohmann::ordered_json j;
   j["chunk"] = c.index;
   j["first"] = c.first;

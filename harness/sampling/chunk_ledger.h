@@ -25,7 +25,8 @@ class ChunkLedger {
   const std::string& dir() const { return dir_; }
   bool done(int64_t chunk) const;
   int64_t done_count(int64_t num_chunks) const;
-  void mark_done(const ChunkRange& chunk, const std::vector<uint8_t>& producer_state, nlohmann::ordered_json details);
+  void mark_done(const ChunkRange& chunk, const std::vector<uint8_t>& producer_state,
+                 nlohmann::ordered_json details);
   // Producer state saved after `chunk` (empty if none was saved).
   std::vector<uint8_t> state_after(int64_t chunk) const;
   nlohmann::ordered_json chunk_record(int64_t chunk) const;

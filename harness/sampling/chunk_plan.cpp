@@ -6,7 +6,9 @@
 
 namespace dmeval {
 
-std::string Shard::str() const { return fmt::format("{}/{}", index, count); }
+std::string Shard::str() const {
+  return fmt::format("{}/{}", index, count);
+}
 
 Shard parse_shard(const std::string& spec) {
   size_t slash = spec.find('/');

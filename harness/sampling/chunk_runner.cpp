@@ -11,9 +11,10 @@ ChunkRunResult run_chunks(ImageProducer& producer, const ChunkPlan& plan, ChunkL
   DMEVAL_CHECK(o.batch >= 1, "batch size must be at least 1");
   DMEVAL_CHECK(plan.total >= 1, "nothing to do: the run has {} images", plan.total);
   if (producer.sequential()) {
-    DMEVAL_CHECK(plan.shard.count == 1,
-                 "this producer draws one sequential random stream (reference noise): it cannot be sharded; use "
-                 "per-image noise for --shard");
+    DMEVAL_CHECK(
+        plan.shard.count == 1,
+        "this producer draws one sequential random stream (reference noise): it cannot be sharded; use "
+        "per-image noise for --shard");
     DMEVAL_CHECK(plan.chunk_size % o.batch == 0,
                  "with a sequential random stream the chunk size ({}) must be a multiple of the batch ({})",
                  plan.chunk_size, o.batch);

@@ -48,7 +48,9 @@ void Progress::advance(int64_t images) {
   }
 }
 
-void Progress::finish() { print(true); }
+void Progress::finish() {
+  print(true);
+}
 
 void Progress::print(bool final) {
   if (!enabled_) return;
@@ -57,9 +59,10 @@ void Progress::print(bool final) {
   const double frac = total_ > 0 ? static_cast<double>(done_) / static_cast<double>(total_) : 1.0;
   if (tty_) {
     const int width = 30, filled = static_cast<int>(frac * width + 0.5);
-    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %.2f img/s ETA %s   ", label_.c_str(), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), static_cast<long long>(done_),
-                 static_cast<long long>(total_), rate, final ? "0s" : duration(eta).c_str());
+    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %.2f img/s ETA %s   ", label_.c_str(),
+                 std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                 static_cast<long long>(done_), static_cast<long long>(total_), rate,
+                 final ? "0s" : duration(eta).c_str());
     if (final) std::fprintf(stderr, "\n");
   } else {
     std::fprintf(stderr, "%s: %lld/%lld images (%.1f%%), %.2f img/s, elapsed %s, ETA %s\n", label_.c_str(),

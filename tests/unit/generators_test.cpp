@@ -16,6 +16,7 @@
 #include "generators/samplers.h"
 #include "generators/timestep_sequence.h"
 #include "generators/unet_config.h"
+#include "generators/unet_runner.h"
 #include "generators/unet_weights.h"
 #include "tests/support/pickle_builder.h"
 #include "tests/support/temp_dir.h"
@@ -66,7 +67,8 @@ TEST(GeneratorsNoise, PerImageDependsOnlyOnSeedImageAndStep) {
 }
 
 TEST(GeneratorsNoise, PerImageIsStandardNormal) {
-  torch::Tensor z = make_noise_source("per-image", 2024)->initial(0, 64, {3, 32, 32}).flatten().to(torch::kFloat64);
+  torch::Tensor z =
+      make_noise_source("per-image", 2024)->initial(0, 64, {3, 32, 32}).flatten().to(torch::kFloat64);
   const double n = static_cast<double>(z.numel());  // 196608 values
   EXPECT_NEAR(z.mean().item<double>(), 0.0, 5.0 / std::sqrt(n));
   EXPECT_NEAR(z.std().item<double>(), 1.0, 5.0 * std::sqrt(0.5 / n));
@@ -89,7 +91,8 @@ TEST(GeneratorsNoise, ReferenceStateRestoresTheStream) {
   b->restore(saved);
   EXPECT_TRUE(torch::equal(b->step(0, 0, 2, {3, 4, 4}, false), next));
   torch::manual_seed(5);
-  EXPECT_TRUE(torch::equal(make_noise_source("reference", 5)->initial(0, 2, {3, 4, 4}), torch::randn({2, 3, 4, 4})));
+  EXPECT_TRUE(
+      torch::equal(make_noise_source("reference", 5)->initial(0, 2, {3, 4, 4}), torch::randn({2, 3, 4, 4})));
 }
 
 TEST(GeneratorsNoise, InitialNoiseOverrideChecksShapes) {
@@ -97,7 +100,8 @@ TEST(GeneratorsNoise, InitialNoiseOverrideChecksShapes) {
   EXPECT_TRUE(torch::equal(src->initial(1, 2, {3, 8, 8}), torch::ones({2, 3, 8, 8})));
   EXPECT_THROW(src->initial(3, 2, {3, 8, 8}), Error);
   EXPECT_THROW(src->initial(0, 1, {3, 16, 16}), Error);
-  EXPECT_THROW(with_initial_noise(make_noise_source("per-image", 1), torch::full({1, 3, 2, 2}, NAN), "n.npy"), Error);
+  EXPECT_THROW(with_initial_noise(make_noise_source("per-image", 1), torch::full({1, 3, 2, 2}, NAN), "n.npy"),
+               Error);
   EXPECT_THROW(make_noise_source("gaussian", 1), Error);
 }
 
@@ -107,7 +111,8 @@ TEST(GeneratorsTimesteps, SequencesAsDdim) {
   EXPECT_EQ(u30.back(), 990);
   auto q100 = timestep_sequence("quad", 100, 1000);
   EXPECT_EQ(q100.size(), 100u);
-  EXPECT_EQ(std::vector<int64_t>(q100.begin(), q100.begin() + 9), (std::vector<int64_t>{0, 0, 0, 0, 1, 2, 2, 3, 5}));
+  EXPECT_EQ(std::vector<int64_t>(q100.begin(), q100.begin() + 9),
+            (std::vector<int64_t>{0, 0, 0, 0, 1, 2, 2, 3, 5}));
   EXPECT_EQ(q100.back(), 800);
   auto pairs = timestep_pairs({0, 10, 20});
   EXPECT_EQ(pairs, (std::vector<std::pair<int64_t, int64_t>>{{20, 10}, {10, 0}, {0, -1}}));
@@ -117,19 +122,25 @@ TEST(GeneratorsTimesteps, SequencesAsDdim) {
   EXPECT_THROW(timestep_sequence("cosine", 10, 1000), Error);
 }
 
-// Image i's sample must not depend on which other images share its batch.
-TEST(GeneratorsUnet, BatchInvariant) {
+// Image i's network output must not depend on which other images share its batch: the sampler's
+// view of the UNet evaluates fixed-size micro-batches (unet_runner.h).
+TEST(GeneratorsUnet, MicroBatchedEvaluationIsBatchInvariant) {
   torch::manual_seed(3);
   DdimUNet model(tiny_config());
-  model->eval();
+  UNetRunOptions ro;
+  ro.micro_batch = 4;
+  EpsModel eps = make_unet_eps(model, ro);
   torch::NoGradGuard no_grad;
   torch::Tensor x = torch::randn({7, 3, 16, 16});
   torch::Tensor t = torch::full({7}, 321.0f);
-  torch::Tensor all = model->forward(x, t);
+  torch::Tensor all = eps(x, t, 0);
+  ASSERT_EQ(all.sizes(), x.sizes());
   for (int64_t i = 0; i < 7; ++i)
-    EXPECT_TRUE(torch::equal(model->forward(x.slice(0, i, i + 1), t.slice(0, i, i + 1)), all.slice(0, i, i + 1)))
+    EXPECT_TRUE(torch::equal(eps(x.slice(0, i, i + 1), t.slice(0, i, i + 1), 0), all.slice(0, i, i + 1)))
         << "image " << i << " differs between batch 7 and batch 1";
-  EXPECT_TRUE(torch::equal(model->forward(x.slice(0, 2, 5), t.slice(0, 2, 5)), all.slice(0, 2, 5)));
+  EXPECT_TRUE(torch::equal(eps(x.slice(0, 2, 5), t.slice(0, 2, 5), 0), all.slice(0, 2, 5)));
+  // And it is the model's output up to float32 summation order.
+  EXPECT_LE((model->forward(x, t) - all).abs().max().item<double>(), 1e-4);
 }
 
 TEST(GeneratorsConfig, PresetsAndYaml) {
@@ -139,12 +150,13 @@ TEST(GeneratorsConfig, PresetsAndYaml) {
   EXPECT_THROW(model_preset("imagenet"), Error);
   test::TempDir dir;
   const std::string path = dir.path() + "/small.yml";
-  std::ofstream(path) << "data:\n  dataset: \"CIFAR10\"\n  image_size: 16\n  channels: 3\n"
-                         "model:\n  type: \"simple\"\n  in_channels: 3\n  out_ch: 3\n  ch: 32\n  ch_mult: [1, 2]\n"
-                         "  num_res_blocks: 1\n  attn_resolutions: [8, ]\n  dropout: 0.0\n  var_type: fixedsmall\n"
-                         "  ema_rate: 0.999\n  ema: True\n  resamp_with_conv: True\n"
-                         "diffusion:\n  beta_schedule: quad\n  beta_start: 0.0001\n  beta_end: 0.02\n"
-                         "  num_diffusion_timesteps: 500\n";
+  std::ofstream(path)
+      << "data:\n  dataset: \"CIFAR10\"\n  image_size: 16\n  channels: 3\n"
+         "model:\n  type: \"simple\"\n  in_channels: 3\n  out_ch: 3\n  ch: 32\n  ch_mult: [1, 2]\n"
+         "  num_res_blocks: 1\n  attn_resolutions: [8, ]\n  dropout: 0.0\n  var_type: fixedsmall\n"
+         "  ema_rate: 0.999\n  ema: True\n  resamp_with_conv: True\n"
+         "diffusion:\n  beta_schedule: quad\n  beta_start: 0.0001\n  beta_end: 0.02\n"
+         "  num_diffusion_timesteps: 500\n";
   ModelConfig y = resolve_model_config(path);
   EXPECT_EQ(y.unet.ch, 32);
   EXPECT_EQ(y.unet.attn_resolutions, std::vector<int64_t>{8});
@@ -162,10 +174,11 @@ TEST(GeneratorsConfig, PresetsAndYaml) {
     EXPECT_NE(std::string(e.what()).find("diffusion"), std::string::npos) << e.what();
   }
   const std::string odd = dir.path() + "/odd.yml";
-  std::ofstream(odd) << "data:\n  image_size: 20\nmodel:\n  in_channels: 3\n  out_ch: 3\n  ch: 48\n  ch_mult: [1, 2]\n"
-                        "  num_res_blocks: 1\n  attn_resolutions: []\n  resamp_with_conv: true\n"
-                        "diffusion:\n  beta_schedule: linear\n  beta_start: 0.0001\n  beta_end: 0.02\n"
-                        "  num_diffusion_timesteps: 1000\n";
+  std::ofstream(odd)
+      << "data:\n  image_size: 20\nmodel:\n  in_channels: 3\n  out_ch: 3\n  ch: 48\n  ch_mult: [1, 2]\n"
+         "  num_res_blocks: 1\n  attn_resolutions: []\n  resamp_with_conv: true\n"
+         "diffusion:\n  beta_schedule: linear\n  beta_start: 0.0001\n  beta_end: 0.02\n"
+         "  num_diffusion_timesteps: 1000\n";
   EXPECT_THROW(read_ddim_yaml(odd), Error);  // ch 48 is not a multiple of 32
   EXPECT_THROW(read_ddim_yaml(dir.path() + "/missing.yml"), Error);
 }
@@ -183,7 +196,13 @@ class LegacyWriter {
       storages_.emplace_back(key, std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel()));
       std::vector<int64_t> strides(c.strides().begin(), c.strides().end());
       main_.str(prefix + k).global("torch._utils", "_rebuild_tensor_v2").mark();
-      main_.mark().str("storage").global("torch", "FloatStorage").str(key).str("cpu").integer(c.numel()).none();
+      main_.mark()
+          .str("storage")
+          .global("torch", "FloatStorage")
+          .str(key)
+          .str("cpu")
+          .integer(c.numel())
+          .none();
       main_.tuple().binpersid().integer(0).int_tuple(c.sizes().vec()).int_tuple(strides).boolean(false);
       main_.global("collections", "OrderedDict").empty_tuple().reduce().tuple().reduce();
     }
@@ -191,10 +210,23 @@ class LegacyWriter {
   }
   test::PickleBuilder& pickle() { return main_; }
   void write(const std::string& path) {
-    std::string out = test::PickleBuilder().proto().long1(std::string("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10)).stop().bytes();
+    std::string out = test::PickleBuilder()
+                          .proto()
+                          .long1(std::string("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10))
+                          .stop()
+                          .bytes();
     out += test::PickleBuilder().proto().integer(1001).stop().bytes();
-    out += test::PickleBuilder().proto().empty_dict().mark().str("protocol_version").integer(1001)
-               .str("little_endian").boolean(true).setitems().stop().bytes();
+    out += test::PickleBuilder()
+               .proto()
+               .empty_dict()
+               .mark()
+               .str("protocol_version")
+               .integer(1001)
+               .str("little_endian")
+               .boolean(true)
+               .setitems()
+               .stop()
+               .bytes();
     main_.stop();
     out += main_.bytes();
     test::PickleBuilder keys;
@@ -243,7 +275,8 @@ TEST(GeneratorsWeights, LayoutsAndErrors) {
   EXPECT_EQ(info.format, "safetensors");
   EXPECT_EQ(info.layout, "state dict");
   EXPECT_EQ(info.sha256.size(), 64u);
-  for (const auto& p : src->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), dst->named_parameters()[p.key()]));
+  for (const auto& p : src->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), dst->named_parameters()[p.key()]));
 
   // ddim training checkpoint: list with module.-prefixed model state and an EMA entry
   auto raw = state_of(src, 0.0f), ema = state_of(src, 1.0f);
@@ -322,7 +355,8 @@ TEST(GeneratorsWeights, LayoutsAndErrors) {
 }
 
 TEST(GeneratorsSamples, ConversionAndNaN) {
-  torch::Tensor x = torch::tensor({-2.0f, -1.0f, 0.0f, 0.5f, 1.0f, 3.0f}).view({1, 1, 1, 6}).expand({2, 3, 1, 6});
+  torch::Tensor x =
+      torch::tensor({-2.0f, -1.0f, 0.0f, 0.5f, 1.0f, 3.0f}).view({1, 1, 1, 6}).expand({2, 3, 1, 6});
   torch::Tensor u = samples_to_uint8(x.contiguous());
   EXPECT_EQ(u.sizes(), (std::vector<int64_t>{2, 1, 6, 3}));
   // (x+1)/2 -> 0, 0, 0.5, 0.75, 1, 1 -> floor(v*255 + 0.5) = 0, 0, 128, 191, 255, 255
