@@ -14,7 +14,7 @@ find_package(CLI11 REQUIRED)
 find_package(yaml-cpp REQUIRED)
 # OpenCV decodes the non-PNG image formats (JPEG, BMP, TIFF, WebP, PGM/PPM). Optional so that a
 # minimal build (e.g. on a GPU machine with carried packages) still reads PNG through libpng.
-find_package(OpenCV QUIET COMPONENTS core imgcodecs)
+include(DmevalOpenCV)
 option(DMEVAL_OPENCV "Decode JPEG/BMP/TIFF/WebP through OpenCV" ${OpenCV_FOUND})
 
 # libtorch: the CMake config of the Debian package lives in /usr/lib/<triplet>/cmake/Torch.

@@ -4,7 +4,9 @@
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -117,11 +119,17 @@ ModelConfig model_preset(const std::string& name) {
 }
 
 ModelConfig read_ddim_yaml(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open the config file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_ddim_yaml(ss.str(), path);
+}
+
+ModelConfig parse_ddim_yaml(const std::string& text, const std::string& path) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    fail("{}: cannot open the config file", path);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail("{}: not valid YAML: {}", path, e.what());
   }

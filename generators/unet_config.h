@@ -48,6 +48,8 @@ const std::vector<std::string>& model_preset_names();
 ModelConfig model_preset(const std::string& name);  // throws listing the presets
 // Reads a ddim-style YAML config (sections data, model, diffusion); errors name the file and key.
 ModelConfig read_ddim_yaml(const std::string& path);
+// The same from text already in memory; `name` appears in errors.
+ModelConfig parse_ddim_yaml(const std::string& text, const std::string& name);
 // A preset name, or a path ending in .yml/.yaml.
 ModelConfig resolve_model_config(const std::string& name_or_path);
 

@@ -21,7 +21,8 @@ struct UNetRunOptions {
   bool channels_last = false;
 };
 
-// Moves the model to the device (and layout) and returns the sampler's view of it.
+// Moves the model to the device (and layout) and returns the sampler's view of it. On CUDA, TF32 is
+// switched off for cuDNN and cuBLAS (float32 arithmetic as on the CPU reference path).
 EpsModel make_unet_eps(DdimUNet model, const UNetRunOptions& options);
 
 // Parses "cpu", "cuda", "cuda:1"; throws if CUDA is asked for but not available.

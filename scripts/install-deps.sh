@@ -17,7 +17,7 @@ PACKAGES=(
   # netlib reference BLAS (2048^3 float64 GEMM: 10.6 s on 2 cores). OpenBLAS (OpenMP build, so
   # libtorch's thread setting also governs it): 0.26 s.
   libopenblas0-openmp liblapack-dev   # LAPACK dgees/trsyl for the scipy sqrtm emulation
-  libopencv-core-dev libopencv-imgcodecs-dev   # JPEG/BMP/TIFF/WebP decoding
+  libopencv-core-dev libopencv-imgcodecs-dev libopencv-imgproc-dev   # JPEG/BMP/TIFF/WebP decoding
   libpng-dev libzip-dev libssl-dev libsqlite3-dev libeigen3-dev
   nlohmann-json3-dev libfmt-dev libspdlog-dev libcli11-dev
   libyaml-cpp-dev                     # ddim .yml model configs

@@ -14,6 +14,7 @@ const std::vector<CommandSpec>& command_registry() {
       {"score", add_score_command},     {"sr", add_sr_command},
       {"resize", add_resize_command},   {"db", add_db_command},
       {"report", add_report_command},   {"sample", add_sample_command},
+      {"bench", add_bench_command},     {"model-info", add_model_info_command},
   };
   return kCommands;
 }

@@ -24,7 +24,8 @@ struct DbOptions {
   bool wanted() const { return !db.empty() || !tag.empty(); }
 };
 
-void add_db_options(CLI::App* cmd, DbOptions& o);
+// --db, --tag, --method; and the --bits / --steps labels for commands that score images made elsewhere.
+void add_db_options(CLI::App* cmd, DbOptions& o, bool step_and_bit_labels = true);
 
 // An existing results database for the reading commands (db, report): `path`, else $DMEVAL_DB, else
 // ./dmeval.db. Opened for writing even to read: opening migrates old files and marks runs of dead

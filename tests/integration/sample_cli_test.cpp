@@ -212,5 +212,39 @@ TEST(SampleCli, BadInput) {
   EXPECT_NE(r.output.find("initial noise for 2 images, --n is 20"), std::string::npos) << r.output;
 }
 
+TEST(SampleCli, BenchLatencyAndModelInfo) {
+  DMEVAL_REQUIRE_GOLDEN();
+  TempDir dir;
+  RunResult r = run_dmeval("bench latency " + model_args() +
+                               " --batch 1,3 --steps 2 --warmup 1 --repeats 3 --e2e-repeats 2 --json --db " +
+                               dir.file("r.db") + " --tag lat",
+                           /*stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  auto info = nlohmann::json::parse(read_text(golden_path("generators/unet_small/run_info.json")));
+  EXPECT_EQ(j["params"].get<int64_t>(), info["num_params"].get<int64_t>());
+  ASSERT_EQ(j["results"].size(), 2u);
+  for (const auto& row : j["results"]) {
+    const auto& s = row["unet_step_ms"];
+    EXPECT_GT(s["median"].get<double>(), 0);
+    EXPECT_LE(s["p10"].get<double>(), s["median"].get<double>());
+    EXPECT_LE(s["median"].get<double>(), s["p90"].get<double>());
+    EXPECT_EQ(s["repeats"].get<int>(), 3);
+    EXPECT_GT(row["image_ms"].get<double>(), 0);
+  }
+  r = run_dmeval("db show latest --json --db " + dir.file("r.db"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("unet_step"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(info["sha256_weights_pt"].get<std::string>()), std::string::npos);
+
+  r = run_dmeval("model-info --config " + golden_path("generators/unet_small/config.json") + " --json",
+                 false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["params"].get<int64_t>(), info["num_params"].get<int64_t>());
+  EXPECT_NEAR(j["size_mb"]["all_params_times_b"]["W32"].get<double>(), 4.0 * j["params"].get<double>() / 1e6,
+              1e-9);
+}
+
 }  // namespace
 }  // namespace dmeval

@@ -1,0 +1,94 @@
+// `dmeval model-info`: a UNet's parameters, layers, MACs per step and its size in MB under each
+// storage convention at each weight bit width (the papers' "Size (MB)" column, spec §7).
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "generators/model_cost.h"
+#include "harness/cli/commands.h"
+#include "harness/cli/model_cli.h"
+
+namespace dmeval::cli {
+
+void add_model_info_command(CLI::App& app) {
+  struct Opts {
+    ModelOptions model;
+    bool json = false, layers = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("model-info", "parameters, MACs and size (MB) per bit width of a UNet");
+  add_model_options(cmd, o->model);
+  cmd->add_flag("--layers", o->layers, "list every Conv2d/Linear with its role");
+  cmd->add_flag("--json", o->json, "print JSON");
+  cmd->callback([o] {
+    ModelOptions mo = o->model;
+    if (mo.checkpoint.empty() && mo.random_weights < 0) mo.random_weights = 0;  // shapes only
+    LoadedModel m = load_model(mo);
+    const ParameterCounts c = count_parameters(*m.unet);
+    const int64_t res = m.config.unet.resolution;
+    const MacCount macs = count_macs([&] {
+      m.unet->forward(torch::zeros({1, m.config.unet.in_channels, res, res}), torch::full({1}, 500.0f));
+    });
+    nlohmann::ordered_json j;
+    j["model"] = m.describe();
+    j["params"] = c.total;
+    j["layer_weights"] = c.layer_weights;
+    j["layer_biases"] = c.layer_biases;
+    j["other_params"] = c.other;
+    j["layers"] = c.num_layers;
+    j["gmacs_per_step"] = static_cast<double>(macs.total()) / 1e9;
+    j["gmacs_attention"] = static_cast<double>(macs.attention) / 1e9;
+    j["size_mb"] = nlohmann::ordered_json::object();
+    const std::vector<double> bits = {32, 16, 8, 6, 4, 2, 1};
+    for (SizeConvention conv : size_conventions()) {
+      nlohmann::ordered_json row;
+      for (double b : bits) row[fmt::format("W{}", b)] = model_size_bytes(c, b, conv) / 1e6;
+      j["size_mb"][size_convention_name(conv)] = row;
+    }
+    j["size_mb_note"] = "1 MB = 1e6 bytes; add channelwise scale overhead: fp32 delta + fp32 zero point = " +
+                        fmt::format("{:.3f} MB, fp32 delta + int8 zero point = {:.3f} MB",
+                                    (model_size_bytes(c, 8, SizeConvention::kWeightsAtBitsRestFp32,
+                                                      ScaleOverhead::kFp32DeltaFp32Zero) -
+                                     model_size_bytes(c, 8, SizeConvention::kWeightsAtBitsRestFp32)) /
+                                        1e6,
+                                    (model_size_bytes(c, 8, SizeConvention::kWeightsAtBitsRestFp32,
+                                                      ScaleOverhead::kFp32DeltaInt8Zero) -
+                                     model_size_bytes(c, 8, SizeConvention::kWeightsAtBitsRestFp32)) /
+                                        1e6);
+    if (o->layers) {
+      j["layer_list"] = nlohmann::ordered_json::array();
+      for (const LayerInfo& l : list_layers(*m.unet))
+        j["layer_list"].push_back({{"name", l.name},
+                                   {"type", l.type},
+                                   {"role", layer_role_name(l.role)},
+                                   {"weight_shape", l.weight_shape}});
+    }
+    if (o->json) {
+      std::printf("%s\n", j.dump(1).c_str());
+      return;
+    }
+    std::printf(
+        "%s\n%lld parameters (%lld Conv/Linear weights in %lld layers, %lld biases, %lld others)\n"
+        "%.3f GMACs per UNet step (%.3f in attention)\n\nSize (MB = 1e6 bytes) by weight bits:\n",
+        dmeval::describe(m.config).c_str(), static_cast<long long>(c.total),
+        static_cast<long long>(c.layer_weights), static_cast<long long>(c.num_layers),
+        static_cast<long long>(c.layer_biases), static_cast<long long>(c.other),
+        j["gmacs_per_step"].get<double>(), j["gmacs_attention"].get<double>());
+    std::printf("%-38s", "convention");
+    for (double b : bits) std::printf("%9s", fmt::format("W{}", b).c_str());
+    std::printf("\n");
+    for (SizeConvention conv : size_conventions()) {
+      std::printf("%-38s", size_convention_name(conv));
+      for (double b : bits) std::printf("%9.2f", model_size_bytes(c, b, conv) / 1e6);
+      std::printf("\n");
+    }
+    std::printf("(%s)\n", j["size_mb_note"].get<std::string>().c_str());
+    if (o->layers)
+      for (const LayerInfo& l : list_layers(*m.unet))
+        std::printf("  %-32s %-7s %-22s [%s]\n", l.name.c_str(), l.type.c_str(), layer_role_name(l.role),
+                    fmt::format("{}", fmt::join(l.weight_shape, ", ")).c_str());
+  });
+}
+
+}  // namespace dmeval::cli
