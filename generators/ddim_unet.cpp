@@ -51,13 +51,13 @@ ResnetBlockImpl::ResnetBlockImpl(int64_t in, int64_t out, int64_t temb_channels,
         register_module("nin_shortcut", Conv2dLayer(in, out, 1, 1, 0, LayerRole::kResblockShortcut));
 }
 
-torch::Tensor ResnetBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
+torch::Tensor ResnetBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb, int64_t split) {
   torch::Tensor h = conv1(swish(norm1(x)));
   h = h + temb_proj(swish(temb)).unsqueeze(-1).unsqueeze(-1);
   h = swish(norm2(h));
   if (dropout > 0 && is_training()) h = torch::dropout(h, dropout, /*train=*/true);
   h = conv2(h);
-  torch::Tensor skip = nin_shortcut ? nin_shortcut(x) : x;
+  torch::Tensor skip = nin_shortcut ? nin_shortcut->forward(x, split) : x;
   return skip + h;
 }
 
@@ -75,11 +75,20 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   const int64_t b = qh.size(0), c = qh.size(1), hh = qh.size(2), ww = qh.size(3);
   torch::Tensor qm = qh.reshape({b, c, hh * ww}).permute({0, 2, 1});  // b, hw, c
   torch::Tensor km = kh.reshape({b, c, hh * ww});                     // b, c, hw
-  torch::Tensor w = torch::bmm(qm, km);                               // b, hw, hw
-  w = w * std::pow(static_cast<double>(c), -0.5);                     // Python's int(c)**(-0.5)
+  if (quantizer) {
+    qm = quantizer->q(qm);
+    km = quantizer->k(km);
+  }
+  torch::Tensor w = torch::bmm(qm, km);            // b, hw, hw
+  w = w * std::pow(static_cast<double>(c), -0.5);  // Python's int(c)**(-0.5)
   w = torch::softmax(w, 2);
   torch::Tensor vm = vh.reshape({b, c, hh * ww});
-  torch::Tensor out = torch::bmm(vm, w.permute({0, 2, 1})).reshape({b, c, hh, ww});
+  torch::Tensor wt = w.permute({0, 2, 1});
+  if (quantizer) {
+    vm = quantizer->v(vm);
+    wt = quantizer->w(wt);
+  }
+  torch::Tensor out = torch::bmm(vm, wt).reshape({b, c, hh, ww});
   if (MacCounter* counter = MacCounter::active()) counter->attention += 2 * b * (hh * ww) * (hh * ww) * c;
   return x + proj_out(out);
 }
@@ -176,6 +185,13 @@ torch::Tensor DdimUNetImpl::forward(const torch::Tensor& x, const torch::Tensor&
   return run(x, t, nullptr);
 }
 
+std::vector<std::pair<std::string, AttnBlockImpl*>> DdimUNetImpl::attention_blocks() {
+  std::vector<std::pair<std::string, AttnBlockImpl*>> out;
+  for (const auto& item : named_modules("", false))
+    if (auto* a = dynamic_cast<AttnBlockImpl*>(item.value().get())) out.emplace_back(item.key(), a);
+  return out;
+}
+
 torch::Tensor DdimUNetImpl::forward_observed(const torch::Tensor& x, const torch::Tensor& t,
                                              const ForwardObserver& observer) {
   return run(x, t, &observer);
@@ -238,7 +254,8 @@ torch::Tensor DdimUNetImpl::run(const torch::Tensor& x_in, const torch::Tensor& 
   for (int64_t i = levels - 1; i >= 0; --i) {
     Level& lv = *up_[i];
     for (int64_t j = 0; j < c.num_res_blocks + 1; ++j) {
-      h = lv.block->at<ResnetBlockImpl>(j).forward(torch::cat({h, hs.back()}, 1), temb);
+      const int64_t split = split_shortcut_ && i < 4 ? h.size(1) : 0;
+      h = lv.block->at<ResnetBlockImpl>(j).forward(torch::cat({h, hs.back()}, 1), temb, split);
       hs.pop_back();
       note(fmt::format("up.{}.block.{}", i, j), h);
       if (!lv.attn->is_empty()) {

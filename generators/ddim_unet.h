@@ -19,13 +19,27 @@ namespace dmeval {
 // get_timestep_embedding(t, dim): float32 sinusoids, sin first, denominator half - 1.
 torch::Tensor ddim_timestep_embedding(const torch::Tensor& t, int64_t dim);
 
+// Put into an attention block by a quantization method: fake-quantizes the inputs of the two
+// matrix products (q after reshape/permute, k, v, and the permuted softmax w), as q-diffusion's
+// QuantAttnBlock does.
+class AttentionQuantizer {
+ public:
+  virtual ~AttentionQuantizer() = default;
+  virtual torch::Tensor q(const torch::Tensor& x) = 0;
+  virtual torch::Tensor k(const torch::Tensor& x) = 0;
+  virtual torch::Tensor v(const torch::Tensor& x) = 0;
+  virtual torch::Tensor w(const torch::Tensor& x) = 0;
+};
+
 // Receives named intermediate outputs during a forward pass (tests, calibration).
 using ForwardObserver = std::function<void(const std::string& name, const torch::Tensor& value)>;
 
 class ResnetBlockImpl : public torch::nn::Module {
  public:
   ResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t temb_channels, double dropout);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);
+  // `split` > 0: the input is cat([h, skip]) with h's channel count = split, passed to the 1x1
+  // shortcut (q-diffusion's split quantization); conv1 sees the whole concatenation.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb, int64_t split = 0);
 
   int64_t in_channels, out_channels;
   double dropout;
@@ -42,6 +56,7 @@ class AttnBlockImpl : public torch::nn::Module {
 
   torch::nn::GroupNorm norm{nullptr};
   Conv2dLayer q{nullptr}, k{nullptr}, v{nullptr}, proj_out{nullptr};
+  std::shared_ptr<AttentionQuantizer> quantizer;
 };
 TORCH_MODULE(AttnBlock);
 
@@ -61,6 +76,12 @@ class DdimUNetImpl : public torch::nn::Module {
   // bit-identical to the reference path; checked against it within the golden tolerance.
   void set_channels_last(bool on);
   bool channels_last() const { return channels_last_; }
+  // q-diffusion's split shortcut: decoder blocks pass their first input's channel count to the
+  // 1x1 shortcut (levels < 4). No effect on a float model.
+  void set_split_shortcut(bool on) { split_shortcut_ = on; }
+  bool split_shortcut() const { return split_shortcut_; }
+  // Every attention block with its module path.
+  std::vector<std::pair<std::string, AttnBlockImpl*>> attention_blocks();
 
   const UNetConfig& config() const { return config_; }
 
@@ -74,7 +95,7 @@ class DdimUNetImpl : public torch::nn::Module {
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& t, const ForwardObserver* observer);
 
   UNetConfig config_;
-  bool channels_last_ = false;
+  bool channels_last_ = false, split_shortcut_ = false;
   std::shared_ptr<torch::nn::Module> temb_;
   LinearLayer dense0_{nullptr}, dense1_{nullptr};
   Conv2dLayer conv_in_{nullptr}, conv_out_{nullptr};

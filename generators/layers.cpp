@@ -58,8 +58,17 @@ void Conv2dLayerImpl::reset_parameters() {
   default_init(weight, bias, in_channels * kernel * kernel);
 }
 
-torch::Tensor Conv2dLayerImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+torch::Tensor Conv2dLayerImpl::forward(const torch::Tensor& x, int64_t split) {
+  torch::Tensor y;
+  if (quantizer) {
+    const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)> op =
+        [this](const torch::Tensor& in, const torch::Tensor& w, const torch::Tensor& b) {
+          return torch::conv2d(in, w, b, {stride, stride}, {padding, padding});
+        };
+    y = quantizer->forward(x, LayerCall{weight, bias, op, split});
+  } else {
+    y = torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  }
   if (MacCounter* c = MacCounter::active()) c->layers += y.numel() * in_channels * kernel * kernel;
   return y;
 }
@@ -76,7 +85,16 @@ void LinearLayerImpl::reset_parameters() {
 }
 
 torch::Tensor LinearLayerImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::linear(x, weight, bias);
+  torch::Tensor y;
+  if (quantizer) {
+    const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)> op =
+        [](const torch::Tensor& in, const torch::Tensor& w, const torch::Tensor& b) {
+          return torch::linear(in, w, b);
+        };
+    y = quantizer->forward(x, LayerCall{weight, bias, op, 0});
+  } else {
+    y = torch::linear(x, weight, bias);
+  }
   if (MacCounter* c = MacCounter::active()) c->layers += y.numel() * in_features;
   return y;
 }
@@ -97,6 +115,18 @@ std::vector<LayerInfo> list_layers(const torch::nn::Module& root) {
       li.macs_per_output = l->in_features;
       out.push_back(std::move(li));
     }
+  }
+  return out;
+}
+
+std::vector<LayerHandle> layer_handles(torch::nn::Module& root) {
+  std::vector<LayerHandle> out;
+  for (const auto& item : root.named_modules("", /*include_self=*/false)) {
+    torch::nn::Module* m = item.value().get();
+    if (auto* c = dynamic_cast<Conv2dLayerImpl*>(m))
+      out.push_back({item.key(), c, nullptr});
+    else if (auto* l = dynamic_cast<LinearLayerImpl*>(m))
+      out.push_back({item.key(), nullptr, l});
   }
   return out;
 }

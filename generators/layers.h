@@ -6,10 +6,31 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace dmeval {
+
+// What a quantization method sees of one layer call: the float weight and bias, the layer's own
+// operation (conv2d with its stride/padding, or linear), and the input-channel split point a block
+// asked for (q-diffusion's shortcut split; 0 = none).
+struct LayerCall {
+  const torch::Tensor& weight;
+  const torch::Tensor& bias;
+  const std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b)>&
+      op;
+  int64_t split = 0;
+};
+
+// Put around a layer by a quantization method: computes the layer's output from its input (fake-
+// quantizing the input, weight or output as that method does). Without one a layer is plain float.
+class LayerQuantizer {
+ public:
+  virtual ~LayerQuantizer() = default;
+  virtual torch::Tensor forward(const torch::Tensor& x, const LayerCall& call) = 0;
+};
 
 // Roles as the model-facts golden names them (generators/model_facts/ddim_*_layers.json).
 enum class LayerRole {
@@ -29,13 +50,14 @@ class Conv2dLayerImpl : public torch::nn::Module {
  public:
   Conv2dLayerImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
                   LayerRole role);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, int64_t split = 0);
   // PyTorch's default initialisation (kaiming_uniform with a = sqrt(5), bias U(±1/sqrt(fan_in))).
   void reset_parameters();
 
   torch::Tensor weight, bias;
   int64_t in_channels, out_channels, kernel, stride, padding;
   LayerRole role;
+  std::shared_ptr<LayerQuantizer> quantizer;
 };
 TORCH_MODULE(Conv2dLayer);
 
@@ -48,6 +70,7 @@ class LinearLayerImpl : public torch::nn::Module {
   torch::Tensor weight, bias;
   int64_t in_features, out_features;
   LayerRole role;
+  std::shared_ptr<LayerQuantizer> quantizer;
 };
 TORCH_MODULE(LinearLayer);
 
@@ -82,5 +105,16 @@ class MacCounter {
 
 // Every Conv2dLayer / LinearLayer below `root`, in module (registration) order.
 std::vector<LayerInfo> list_layers(const torch::nn::Module& root);
+
+// The same layers for attaching quantizers: path, and exactly one of conv / linear set.
+struct LayerHandle {
+  std::string name;
+  Conv2dLayerImpl* conv = nullptr;
+  LinearLayerImpl* linear = nullptr;
+  LayerRole role() const { return conv ? conv->role : linear->role; }
+  std::shared_ptr<LayerQuantizer>& quantizer() { return conv ? conv->quantizer : linear->quantizer; }
+  const torch::Tensor& weight() const { return conv ? conv->weight : linear->weight; }
+};
+std::vector<LayerHandle> layer_handles(torch::nn::Module& root);
 
 }  // namespace dmeval

@@ -24,6 +24,7 @@ class AdaRoundQuantizer {
   torch::Tensor& alpha() { return alpha_; }
   const torch::Tensor& delta() const { return delta_; }
   const torch::Tensor& zero_point() const { return zero_point_; }
+  int64_t n_levels() const { return n_levels_; }
   bool soft = false;
 
   static constexpr double kGamma = -0.1, kZeta = 1.1;
