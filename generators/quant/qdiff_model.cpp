@@ -1,6 +1,10 @@
 #include "generators/quant/qdiff_model.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
+
+#include <set>
 
 #include "core/error.h"
 #include "core/torch_bridge.h"
@@ -156,6 +160,96 @@ void QDiffQuantModel::load_params(const NpzReader& z, bool round_up_as_alpha) {
       *n.adaround = AdaRoundQuantizer(delta, zero, n.adaround->n_levels(), alpha);
     } else {
       n.uniform->set_params(delta, zero);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> QDiffQuantModel::state_dict() {
+  std::map<std::string, QDiffLayerQuantizer*> by_layer;
+  for (auto& [n, q] : layers_) by_layer[n] = q.get();
+  std::map<std::string, QDiffAttentionQuantizer*> by_attn;
+  for (auto& [n, q] : attention_) by_attn[n] = q.get();
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  auto add_uniform = [&](const std::string& name, const UniformQuantizer* u) {
+    if (!u || !u->delta().defined()) return;
+    out.emplace_back("model." + name + ".delta", u->delta().detach());
+    out.emplace_back("model." + name + ".zero_point", u->zero_point().detach());
+  };
+  auto add_weight = [&](const std::string& name, const WeightQuantizerSlot& w) {
+    if (w.adaround) {
+      out.emplace_back("model." + name + ".alpha", w.adaround->alpha().detach());
+      out.emplace_back("model." + name + ".zero_point", w.adaround->zero_point());
+      out.emplace_back("model." + name + ".delta", w.adaround->delta());
+    } else {
+      add_uniform(name, w.uniform.get());
+    }
+  };
+  for (const auto& p : unet_->named_parameters(true)) {
+    out.emplace_back("model." + p.key(), p.value().detach());
+    const std::string& key = p.key();
+    if (key.size() < 5 || key.compare(key.size() - 5, 5, ".bias") != 0) continue;
+    const std::string layer = key.substr(0, key.size() - 5);
+    auto it = by_layer.find(layer);
+    if (it == by_layer.end()) continue;
+    QDiffLayerQuantizer& q = *it->second;
+    add_weight(layer + ".weight_quantizer", q.weight);
+    add_uniform(layer + ".act_quantizer", q.act.get());
+    add_weight(layer + ".weight_quantizer_0", q.weight_0);
+    add_uniform(layer + ".act_quantizer_0", q.act_0.get());
+    const std::string suffix = ".proj_out";
+    if (layer.size() > suffix.size() &&
+        layer.compare(layer.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      auto a = by_attn.find(layer.substr(0, layer.size() - suffix.size()));
+      if (a != by_attn.end()) {
+        add_uniform(a->first + ".act_quantizer_q", a->second->act_q.get());
+        add_uniform(a->first + ".act_quantizer_k", a->second->act_k.get());
+        add_uniform(a->first + ".act_quantizer_v", a->second->act_v.get());
+        add_uniform(a->first + ".act_quantizer_w", a->second->act_w.get());
+      }
+    }
+  }
+  return out;
+}
+
+void QDiffQuantModel::load_state_dict(const std::map<std::string, torch::Tensor>& dict,
+                                      const std::string& source) {
+  std::vector<std::pair<std::string, torch::Tensor>> mine = state_dict();
+  std::set<std::string> expected;
+  std::vector<std::string> missing, shapes;
+  for (const auto& [k, v] : mine) {
+    expected.insert(k);
+    auto it = dict.find(k);
+    if (it == dict.end())
+      missing.push_back(k);
+    else if (it->second.sizes() != v.sizes())
+      shapes.push_back(fmt::format("{}: file [{}] vs model [{}]", k, fmt::join(it->second.sizes(), ", "),
+                                   fmt::join(v.sizes(), ", ")));
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [k, v] : dict)
+    if (!expected.count(k)) unexpected.push_back(k);
+  auto head = [](const std::vector<std::string>& v) {
+    std::vector<std::string> h(v.begin(), v.begin() + std::min<size_t>(v.size(), 5));
+    return fmt::format("{}{}", fmt::join(h, ", "),
+                       v.size() > 5 ? fmt::format(" ... ({} in all)", v.size()) : "");
+  };
+  DMEVAL_CHECK(shapes.empty(),
+               "{}: {} tensors have other shapes than this quantized model (bits/config?): {}", source,
+               shapes.size(), head(shapes));
+  DMEVAL_CHECK(
+      missing.empty() && unexpected.empty(),
+      "{}: not a q-diffusion state dict of this model and configuration: {} missing ({}), {} unexpected ({})",
+      source, missing.size(), head(missing), unexpected.size(), head(unexpected));
+  torch::NoGradGuard no_grad;
+  // UNet parameters, then quantizer parameters by name.
+  for (auto& p : unet_->named_parameters(true)) p.value().copy_(dict.at("model." + p.key()));
+  auto get = [&](const std::string& k) { return dict.at("model." + k).to(torch::kFloat32).clone(); };
+  for (Named& n : quantizers()) {
+    if (n.adaround) {
+      *n.adaround = AdaRoundQuantizer(get(n.name + ".delta"), get(n.name + ".zero_point"),
+                                      n.adaround->n_levels(), get(n.name + ".alpha"));
+    } else {
+      n.uniform->set_params(get(n.name + ".delta"), get(n.name + ".zero_point"));
     }
   }
 }

@@ -84,6 +84,15 @@ class QDiffQuantModel {
   // Δ/z (and AdaRound α or its rounding bits) from arrays named `<quantizer>.delta` etc.
   void load_params(const NpzReader& z, bool round_up_as_alpha = true);
 
+  // q-diffusion's `qnn.state_dict()` layout: "model." + every UNet tensor in module order, each
+  // quantized layer's quantizers after its bias (AdaRound: alpha, zero_point, delta; uniform: delta,
+  // zero_point), attention quantizers after the block's proj_out.
+  std::vector<std::pair<std::string, torch::Tensor>> state_dict();
+  // Loads such a dict (e.g. q-diffusion's calibrated ckpt.pth) into a model whose structure already
+  // exists (initialised, and converted to AdaRound if the dict has alphas). Checks every key and
+  // shape; errors name `source`.
+  void load_state_dict(const std::map<std::string, torch::Tensor>& dict, const std::string& source);
+
   const QDiffQuantConfig& config() const { return config_; }
   DdimUNet& unet() { return unet_; }
 

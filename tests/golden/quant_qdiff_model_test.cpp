@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
 #include "generators/ddim_unet.h"
@@ -184,6 +185,93 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
                 file.c_str(), dmax, dmean, (eps - eps_fp_).abs().max().item<double>(),
                 v["eps_q_max_abs_vs_fp"].get<double>());
   }
+}
+
+// The calibrated checkpoint layout of q-diffusion on the full CIFAR-10 model
+// (model_facts/qdiff_cifar10_quantmodel_keys.json): after weight initialisation, AdaRound conversion
+// and activation initialisation, the port's state dict has the same 1001 keys, shapes and dtypes in
+// the same order, the same quantizer inventory and split points; and it loads back into a model
+// prepared the same way to identical outputs.
+TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
+  auto facts =
+      json::parse(read_text(golden_path("generators/model_facts/qdiff_cifar10_quantmodel_keys.json")));
+  auto layers = json::parse(read_text(golden_path("generators/model_facts/ddim_cifar10_layers.json")));
+  UNetConfig uc;
+  const auto& m = layers["model_section"];
+  uc.ch = m["ch"];
+  uc.ch_mult = m["ch_mult"].get<std::vector<int64_t>>();
+  uc.num_res_blocks = m["num_res_blocks"];
+  uc.attn_resolutions = m["attn_resolutions"].get<std::vector<int64_t>>();
+  uc.dropout = m["dropout"];
+  uc.resolution = layers["image_size"];
+  QDiffQuantConfig cfg;
+  cfg.weight = spec_from(facts["weight_quant_params"]);
+  cfg.act = spec_from(facts["act_quant_params"]);
+  cfg.sm_abit = facts["sm_abit"];
+  cfg.split_shortcut = facts["split_shortcut"];
+  torch::NoGradGuard no_grad;
+  auto prepare = [&](QDiffQuantModel& q, const torch::Tensor& x, const torch::Tensor& t) {
+    q.set_quant_state(true, false);
+    q.forward(x, t);
+    q.convert_adaround();
+    q.set_quant_state(true, true);
+    q.forward(x, t);
+  };
+  torch::manual_seed(5);
+  const int64_t res = uc.resolution;
+  torch::Tensor x = torch::randn({1, 3, res, res}), t = torch::full({1}, 400.0f);
+  DdimUNet unet(uc);
+  unet->eval();
+  QDiffQuantModel qnn(unet, cfg);
+  prepare(qnn, x, t);
+  auto sd = qnn.state_dict();
+  const auto& keys = facts["keys"];
+  ASSERT_EQ(sd.size(), keys.size());
+  EXPECT_EQ(static_cast<int64_t>(keys.size()), facts["num_keys"].get<int64_t>());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(sd[i].first, keys[i][0].get<std::string>()) << "position " << i;
+    EXPECT_EQ(sd[i].second.sizes().vec(), keys[i][1].get<std::vector<int64_t>>()) << keys[i][0];
+    EXPECT_EQ(std::string(c10::toString(sd[i].second.scalar_type())) == "Float" ? "float32" : "other",
+              keys[i][2].get<std::string>())
+        << keys[i][0];
+  }
+  int64_t weight_q = 0, act_q = 0, attn_q = 0;
+  for (auto& n : qnn.quantizers()) {
+    if (n.is_weight)
+      ++weight_q;
+    else if (n.name.find(".act_quantizer_") != std::string::npos &&
+             n.name.find(".act_quantizer_0") == std::string::npos)
+      ++attn_q;
+    else
+      ++act_q;
+  }
+  const auto& inv = facts["inventory"];
+  EXPECT_EQ(weight_q, inv["weight_quantizers"].get<int64_t>());
+  EXPECT_EQ(act_q, inv["act_quantizers"].get<int64_t>());
+  EXPECT_EQ(attn_q, inv["attention_matmul_act_quantizers"].get<int64_t>());
+  EXPECT_EQ(static_cast<int64_t>(list_layers(*unet).size()), inv["QuantModule"].get<int64_t>());
+  for (const auto& [layer, split] : facts["split_points"].items()) {
+    bool found = false;
+    for (auto& n : qnn.quantizers())
+      if (n.name == layer + ".weight_quantizer_0") {
+        found = true;
+        EXPECT_EQ(n.adaround->alpha().size(1),
+                  unet->named_parameters()[layer + ".weight"].size(1) - split.get<int64_t>());
+      }
+    EXPECT_TRUE(found) << layer;
+  }
+  // Round trip through the dict.
+  torch::Tensor eps = qnn.forward(x, t);
+  std::map<std::string, torch::Tensor> dict(sd.begin(), sd.end());
+  torch::manual_seed(6);
+  DdimUNet other(uc);
+  other->eval();
+  QDiffQuantModel q2(other, cfg);
+  prepare(q2, torch::randn({1, 3, res, res}), t);
+  q2.load_state_dict(dict, "round trip");
+  EXPECT_TRUE(torch::equal(q2.forward(x, t), eps));
+  dict.erase("model.conv_out.act_quantizer.delta");
+  EXPECT_THROW(q2.load_state_dict(dict, "broken"), Error);
 }
 
 }  // namespace
