@@ -14,7 +14,7 @@
 #include "core/npy.h"
 #include "core/torch_bridge.h"
 #include "generators/ddim_unet.h"
-#include "generators/quant/qdiff_model.h"
+#include "generators/quant/quantized_unet.h"
 #include "generators/unet_weights.h"
 #include "tests/support/golden.h"
 
@@ -86,13 +86,11 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
     const std::string file = v["file"];
     SCOPED_TRACE(file);
     NpzReader ref = NpzReader::open(golden_path("generators/qdiff_quantmodel/" + file));
-    QDiffQuantConfig cfg;
-    cfg.weight = spec_from(v["weight_quant_params"]);
-    if (!v["act_quant_params"].is_null()) cfg.act = spec_from(v["act_quant_params"]);
-    cfg.sm_abit = v["sm_abit"];
-    cfg.split_shortcut = v["split_shortcut"];
+    std::optional<UniformQuantizerSpec> act;
+    if (!v["act_quant_params"].is_null()) act = spec_from(v["act_quant_params"]);
     DdimUNet unet = fresh_unet();
-    QDiffQuantModel qnn(unet, cfg);
+    QuantizedUNet qnn(unet, qdiffusion_plan(unet, spec_from(v["weight_quant_params"]), act, v["sm_abit"],
+                                            v["split_shortcut"]));
     // The unquantized forward of the wrapped model is the float UNet's, bit for bit.
     EXPECT_TRUE(torch::equal(qnn.forward(x_, t_), eps_fp_));
 
@@ -174,7 +172,7 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
     torch::Tensor eps = qnn.forward(x_, t_);
     const double dmax = (eps - eps_ref).abs().max().item<double>(),
                  dmean = (eps - eps_ref).abs().mean().item<double>();
-    if (cfg.act) {
+    if (act) {
       EXPECT_LE(dmean, acc.mean_abs);
       EXPECT_LE(dmax, acc.max_abs);
     } else {
@@ -204,13 +202,12 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   uc.attn_resolutions = m["attn_resolutions"].get<std::vector<int64_t>>();
   uc.dropout = m["dropout"];
   uc.resolution = layers["image_size"];
-  QDiffQuantConfig cfg;
-  cfg.weight = spec_from(facts["weight_quant_params"]);
-  cfg.act = spec_from(facts["act_quant_params"]);
-  cfg.sm_abit = facts["sm_abit"];
-  cfg.split_shortcut = facts["split_shortcut"];
   torch::NoGradGuard no_grad;
-  auto prepare = [&](QDiffQuantModel& q, const torch::Tensor& x, const torch::Tensor& t) {
+  auto plan_for = [&](const DdimUNet& u) {
+    return qdiffusion_plan(u, spec_from(facts["weight_quant_params"]), spec_from(facts["act_quant_params"]),
+                           facts["sm_abit"], facts["split_shortcut"]);
+  };
+  auto prepare = [&](QuantizedUNet& q, const torch::Tensor& x, const torch::Tensor& t) {
     q.set_quant_state(true, false);
     q.forward(x, t);
     q.convert_adaround();
@@ -222,7 +219,7 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   torch::Tensor x = torch::randn({1, 3, res, res}), t = torch::full({1}, 400.0f);
   DdimUNet unet(uc);
   unet->eval();
-  QDiffQuantModel qnn(unet, cfg);
+  QuantizedUNet qnn(unet, plan_for(unet));
   prepare(qnn, x, t);
   auto sd = qnn.state_dict();
   const auto& keys = facts["keys"];
@@ -266,9 +263,11 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   torch::manual_seed(6);
   DdimUNet other(uc);
   other->eval();
-  QDiffQuantModel q2(other, cfg);
-  prepare(q2, torch::randn({1, 3, res, res}), t);
+  QuantizedUNet q2(other, plan_for(other));
+  q2.set_quant_state(false, false);
+  q2.forward(torch::randn({1, 3, res, res}), t);  // creates the split structure only
   q2.load_state_dict(dict, "round trip");
+  q2.set_quant_state(true, true);
   EXPECT_TRUE(torch::equal(q2.forward(x, t), eps));
   dict.erase("model.conv_out.act_quantizer.delta");
   EXPECT_THROW(q2.load_state_dict(dict, "broken"), Error);

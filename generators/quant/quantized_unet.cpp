@@ -1,4 +1,4 @@
-#include "generators/quant/qdiff_model.h"
+#include "generators/quant/quantized_unet.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,21 +16,23 @@ torch::Tensor WeightQuantizerSlot::forward(const torch::Tensor& w) {
   return uniform->forward(w);
 }
 
-QDiffLayerQuantizer::QDiffLayerQuantizer(const QDiffQuantConfig& config) : config_(config) {
-  weight.uniform = std::make_unique<UniformQuantizer>(config.weight);
-  if (config.act) act = std::make_unique<UniformQuantizer>(*config.act);
+QuantLayer::QuantLayer(LayerQuantSpec spec) : spec_(std::move(spec)) {
+  if (spec_.weight) weight.uniform = std::make_unique<UniformQuantizer>(*spec_.weight);
+  if (spec_.act) act = std::make_unique<UniformQuantizer>(*spec_.act);
 }
 
-torch::Tensor QDiffLayerQuantizer::forward(const torch::Tensor& input, const LayerCall& call) {
+torch::Tensor QuantLayer::forward(const torch::Tensor& input, const LayerCall& call) {
   if (call.split != 0 && split != 0) {
     DMEVAL_CHECK(call.split == split, "layer split changed from {} to {}", split, call.split);
   } else if (call.split != 0) {  // created lazily on the first split call, as in q-diffusion
     split = call.split;
-    weight_0.uniform = std::make_unique<UniformQuantizer>(config_.weight);
-    if (config_.act) act_0 = std::make_unique<UniformQuantizer>(*config_.act);
+    if (spec_.weight) weight_0.uniform = std::make_unique<UniformQuantizer>(*spec_.weight);
+    if (spec_.act && spec_.act_position == ActPosition::kInput)
+      act_0 = std::make_unique<UniformQuantizer>(*spec_.act);
   }
   torch::Tensor x = input;
-  if (!disable_act_quant && use_act_quant && act) {
+  const bool quant_act = !spec_.disable_act_quant && use_act_quant && act;
+  if (quant_act && spec_.act_position == ActPosition::kInput) {
     if (split != 0) {
       torch::Tensor x0 = act->forward(x.slice(1, 0, split));
       torch::Tensor x1 = act_0->forward(x.slice(1, split));
@@ -40,50 +42,66 @@ torch::Tensor QDiffLayerQuantizer::forward(const torch::Tensor& input, const Lay
     }
   }
   torch::Tensor w = call.weight;
-  if (use_weight_quant) {
+  if (use_weight_quant && weight.defined()) {
     if (split != 0)
       w = torch::cat(
           {weight.forward(call.weight.slice(1, 0, split)), weight_0.forward(call.weight.slice(1, split))}, 1);
     else
       w = weight.forward(call.weight);
   }
-  return call.op(x, w, call.bias);
+  torch::Tensor out = call.op(x, w, call.bias);
+  if (quant_act && spec_.act_position == ActPosition::kOutput) out = act->forward(out);
+  if (probe) probe(input, out);
+  return out;
 }
 
-QDiffAttentionQuantizer::QDiffAttentionQuantizer(const QDiffQuantConfig& config) {
-  DMEVAL_CHECK(config.act.has_value(), "attention quantizers need activation quantization");
-  act_q = std::make_unique<UniformQuantizer>(*config.act);
-  act_k = std::make_unique<UniformQuantizer>(*config.act);
-  act_v = std::make_unique<UniformQuantizer>(*config.act);
-  UniformQuantizerSpec w = *config.act;  // a copy of the activation settings at sm_abit bits
-  w.bits = config.sm_abit;
+QuantAttention::QuantAttention(const UniformQuantizerSpec& act, int sm_abit) {
+  act_q = std::make_unique<UniformQuantizer>(act);
+  act_k = std::make_unique<UniformQuantizer>(act);
+  act_v = std::make_unique<UniformQuantizer>(act);
+  UniformQuantizerSpec w = act;  // a copy of the activation settings at sm_abit bits
+  w.bits = sm_abit;
   act_w = std::make_unique<UniformQuantizer>(w);
 }
 
-QDiffQuantModel::QDiffQuantModel(DdimUNet unet, QDiffQuantConfig config)
-    : unet_(std::move(unet)), config_(std::move(config)) {
-  for (LayerHandle& h : layer_handles(*unet_)) {
+QuantPlan qdiffusion_plan(const DdimUNet& unet, const UniformQuantizerSpec& weight,
+                          const std::optional<UniformQuantizerSpec>& act, int sm_abit, bool split_shortcut) {
+  QuantPlan p;
+  for (size_t i = 0; i < list_layers(*unet).size(); ++i)
+    p.layers.push_back({weight, act, ActPosition::kInput, false});
+  p.attention = act;
+  p.sm_abit = sm_abit;
+  p.split_shortcut = split_shortcut;
+  return p;
+}
+
+QuantizedUNet::QuantizedUNet(DdimUNet unet, QuantPlan plan) : unet_(std::move(unet)), plan_(std::move(plan)) {
+  auto handles = layer_handles(*unet_);
+  DMEVAL_CHECK(plan_.layers.size() == handles.size(), "quantization plan for {} layers, the model has {}",
+               plan_.layers.size(), handles.size());
+  for (size_t i = 0; i < handles.size(); ++i) {
+    LayerHandle& h = handles[i];
     DMEVAL_CHECK(!h.quantizer(), "layer {} is already quantized", h.name);
-    auto q = std::make_shared<QDiffLayerQuantizer>(config_);
+    auto q = std::make_shared<QuantLayer>(plan_.layers[i]);
     h.quantizer() = q;
     layers_.emplace_back(h.name, q);
   }
-  if (config_.act)
+  if (plan_.attention)
     for (auto& [name, block] : unet_->attention_blocks()) {
-      auto q = std::make_shared<QDiffAttentionQuantizer>(config_);
+      auto q = std::make_shared<QuantAttention>(*plan_.attention, plan_.sm_abit);
       block->quantizer = q;
       attention_.emplace_back(name, q);
     }
-  unet_->set_split_shortcut(config_.split_shortcut);
+  unet_->set_split_shortcut(plan_.split_shortcut);
 }
 
-QDiffQuantModel::~QDiffQuantModel() {
+QuantizedUNet::~QuantizedUNet() {
   for (LayerHandle& h : layer_handles(*unet_)) h.quantizer().reset();
   for (auto& [name, block] : unet_->attention_blocks()) block->quantizer.reset();
   unet_->set_split_shortcut(false);
 }
 
-void QDiffQuantModel::set_quant_state(bool weight, bool act) {
+void QuantizedUNet::set_quant_state(bool weight, bool act) {
   for (auto& [n, q] : layers_) {
     q->use_weight_quant = weight;
     q->use_act_quant = act;
@@ -91,21 +109,21 @@ void QDiffQuantModel::set_quant_state(bool weight, bool act) {
   for (auto& [n, q] : attention_) q->use_act_quant = act;
 }
 
-void QDiffQuantModel::set_running_stat(bool on) {
+void QuantizedUNet::set_running_stat(bool on) {
   for (auto& [n, q] : layers_) {
     if (q->act) q->act->set_running_stat(on);
     if (q->act_0) q->act_0->set_running_stat(on);
   }
 }
 
-void QDiffQuantModel::convert_adaround() {
+void QuantizedUNet::convert_adaround() {
   std::map<std::string, const torch::Tensor*> weights;
   auto handles = layer_handles(*unet_);
   for (size_t i = 0; i < handles.size(); ++i) {
-    QDiffLayerQuantizer& q = *layers_[i].second;
+    QuantLayer& q = *layers_[i].second;
     const torch::Tensor& w = handles[i].weight();
-    DMEVAL_CHECK(q.weight.uniform && q.weight.uniform->inited(), "{}: weight quantizer not initialised",
-                 handles[i].name);
+    if (!q.weight.defined() || q.weight.adaround) continue;
+    DMEVAL_CHECK(q.weight.uniform->inited(), "{}: weight quantizer not initialised", handles[i].name);
     if (q.split != 0) {
       q.weight.adaround = std::make_unique<AdaRoundQuantizer>(*q.weight.uniform, w.slice(1, 0, q.split));
       q.weight_0.adaround = std::make_unique<AdaRoundQuantizer>(*q.weight_0.uniform, w.slice(1, q.split));
@@ -115,7 +133,7 @@ void QDiffQuantModel::convert_adaround() {
   }
 }
 
-std::vector<QDiffQuantModel::Named> QDiffQuantModel::quantizers() {
+std::vector<QuantizedUNet::Named> QuantizedUNet::quantizers() {
   std::vector<Named> out;
   auto slot = [&](const std::string& name, WeightQuantizerSlot& s) {
     if (s.adaround)
@@ -131,7 +149,7 @@ std::vector<QDiffQuantModel::Named> QDiffQuantModel::quantizers() {
     slot(name + ".weight_quantizer_0", q->weight_0);
     if (q->act_0) out.push_back({name + ".act_quantizer_0", q->act_0.get(), nullptr, false});
     if (a < attention_.size() && name == attention_[a].first + ".proj_out") {
-      QDiffAttentionQuantizer& aq = *attention_[a].second;
+      QuantAttention& aq = *attention_[a].second;
       const std::string& an = attention_[a].first;
       out.push_back({an + ".act_quantizer_q", aq.act_q.get(), nullptr, false});
       out.push_back({an + ".act_quantizer_k", aq.act_k.get(), nullptr, false});
@@ -143,7 +161,7 @@ std::vector<QDiffQuantModel::Named> QDiffQuantModel::quantizers() {
   return out;
 }
 
-void QDiffQuantModel::load_params(const NpzReader& z, bool round_up_as_alpha) {
+void QuantizedUNet::load_params(const NpzReader& z, bool round_up_as_alpha) {
   for (Named& n : quantizers()) {
     const std::string d = n.name + ".delta", zp = n.name + ".zero_point";
     DMEVAL_CHECK(z.contains(d) && z.contains(zp), "{}: no {} / {}", z.path(), d, zp);
@@ -164,10 +182,10 @@ void QDiffQuantModel::load_params(const NpzReader& z, bool round_up_as_alpha) {
   }
 }
 
-std::vector<std::pair<std::string, torch::Tensor>> QDiffQuantModel::state_dict() {
-  std::map<std::string, QDiffLayerQuantizer*> by_layer;
+std::vector<std::pair<std::string, torch::Tensor>> QuantizedUNet::state_dict() {
+  std::map<std::string, QuantLayer*> by_layer;
   for (auto& [n, q] : layers_) by_layer[n] = q.get();
-  std::map<std::string, QDiffAttentionQuantizer*> by_attn;
+  std::map<std::string, QuantAttention*> by_attn;
   for (auto& [n, q] : attention_) by_attn[n] = q.get();
   std::vector<std::pair<std::string, torch::Tensor>> out;
   auto add_uniform = [&](const std::string& name, const UniformQuantizer* u) {
@@ -191,7 +209,7 @@ std::vector<std::pair<std::string, torch::Tensor>> QDiffQuantModel::state_dict()
     const std::string layer = key.substr(0, key.size() - 5);
     auto it = by_layer.find(layer);
     if (it == by_layer.end()) continue;
-    QDiffLayerQuantizer& q = *it->second;
+    QuantLayer& q = *it->second;
     add_weight(layer + ".weight_quantizer", q.weight);
     add_uniform(layer + ".act_quantizer", q.act.get());
     add_weight(layer + ".weight_quantizer_0", q.weight_0);
@@ -211,8 +229,25 @@ std::vector<std::pair<std::string, torch::Tensor>> QDiffQuantModel::state_dict()
   return out;
 }
 
-void QDiffQuantModel::load_state_dict(const std::map<std::string, torch::Tensor>& dict,
-                                      const std::string& source) {
+void QuantizedUNet::load_state_dict(const std::map<std::string, torch::Tensor>& dict,
+                                    const std::string& source) {
+  // Weight quantizers stored with an AdaRound alpha become AdaRound quantizers.
+  auto to_adaround = [&](const std::string& name, WeightQuantizerSlot& slot) {
+    auto a = dict.find("model." + name + ".alpha");
+    auto d = dict.find("model." + name + ".delta");
+    auto z = dict.find("model." + name + ".zero_point");
+    if (slot.adaround || !slot.uniform || a == dict.end() || d == dict.end() || z == dict.end()) return;
+    slot.adaround = std::make_unique<AdaRoundQuantizer>(
+        d->second.to(torch::kFloat32).clone(), z->second.to(torch::kFloat32).clone(),
+        slot.uniform->n_levels(), a->second.to(torch::kFloat32).clone());
+  };
+  for (auto& [name, q] : layers_) {
+    to_adaround(name + ".weight_quantizer", q->weight);
+    to_adaround(name + ".weight_quantizer_0", q->weight_0);
+  }
+  // Quantizers not yet initialised get placeholders so that their stored values are expected.
+  for (Named& n : quantizers())
+    if (n.uniform && !n.uniform->delta().defined()) n.uniform->set_params(torch::ones({}), torch::zeros({}));
   std::vector<std::pair<std::string, torch::Tensor>> mine = state_dict();
   std::set<std::string> expected;
   std::vector<std::string> missing, shapes;
