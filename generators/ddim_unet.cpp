@@ -58,7 +58,9 @@ torch::Tensor ResnetBlockImpl::forward(const torch::Tensor& x, const torch::Tens
   if (dropout > 0 && is_training()) h = torch::dropout(h, dropout, /*train=*/true);
   h = conv2(h);
   torch::Tensor skip = nin_shortcut ? nin_shortcut->forward(x, split) : x;
-  return skip + h;
+  torch::Tensor out = skip + h;
+  if (probe) probe(x, temb, out);
+  return out;
 }
 
 AttnBlockImpl::AttnBlockImpl(int64_t c) {
@@ -90,7 +92,9 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   }
   torch::Tensor out = torch::bmm(vm, wt).reshape({b, c, hh, ww});
   if (MacCounter* counter = MacCounter::active()) counter->attention += 2 * b * (hh * ww) * (hh * ww) * c;
-  return x + proj_out(out);
+  torch::Tensor y = x + proj_out(out);
+  if (probe) probe(x, y);
+  return y;
 }
 
 DdimUNetImpl::DdimUNetImpl(const UNetConfig& cfg) : config_(cfg) {

@@ -46,6 +46,8 @@ class ResnetBlockImpl : public torch::nn::Module {
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
   Conv2dLayer conv1{nullptr}, conv2{nullptr}, nin_shortcut{nullptr};
   LinearLayer temb_proj{nullptr};
+  // While set, receives the block's inputs (x, temb) and output of every call (calibration caches).
+  std::function<void(const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& out)> probe;
 };
 TORCH_MODULE(ResnetBlock);
 
@@ -57,7 +59,11 @@ class AttnBlockImpl : public torch::nn::Module {
   torch::nn::GroupNorm norm{nullptr};
   Conv2dLayer q{nullptr}, k{nullptr}, v{nullptr}, proj_out{nullptr};
   std::shared_ptr<AttentionQuantizer> quantizer;
+  std::function<void(const torch::Tensor& x, const torch::Tensor& out)> probe;
 };
+
+// Thrown by a probe to end a forward pass early once it has what it needs.
+struct StopForward {};
 TORCH_MODULE(AttnBlock);
 
 class DdimUNetImpl : public torch::nn::Module {

@@ -246,8 +246,13 @@ void QuantizedUNet::load_state_dict(const std::map<std::string, torch::Tensor>& 
     to_adaround(name + ".weight_quantizer_0", q->weight_0);
   }
   // Quantizers not yet initialised get placeholders so that their stored values are expected.
-  for (Named& n : quantizers())
-    if (n.uniform && !n.uniform->delta().defined()) n.uniform->set_params(torch::ones({}), torch::zeros({}));
+  for (Named& n : quantizers()) {
+    if (!n.uniform || n.uniform->delta().defined()) continue;
+    auto d = dict.find("model." + n.name + ".delta");
+    auto z = dict.find("model." + n.name + ".zero_point");
+    n.uniform->set_params(d != dict.end() ? d->second.clone() : torch::ones({}),
+                          z != dict.end() ? z->second.clone() : torch::zeros({}));
+  }
   std::vector<std::pair<std::string, torch::Tensor>> mine = state_dict();
   std::set<std::string> expected;
   std::vector<std::string> missing, shapes;
@@ -287,6 +292,23 @@ void QuantizedUNet::load_state_dict(const std::map<std::string, torch::Tensor>& 
       n.uniform->set_params(get(n.name + ".delta"), get(n.name + ".zero_point"));
     }
   }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> QuantizedUNet::quantizer_state() {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& [k, v] : state_dict()) {
+    const std::string name = k.substr(6);  // without "model."
+    if (name.find("_quantizer") != std::string::npos) out.emplace_back(name, v.contiguous());
+  }
+  return out;
+}
+
+void QuantizedUNet::load_quantizer_state(const std::map<std::string, torch::Tensor>& state,
+                                         const std::string& source) {
+  std::map<std::string, torch::Tensor> dict;
+  for (const auto& p : unet_->named_parameters(true)) dict["model." + p.key()] = p.value().detach().clone();
+  for (const auto& [k, v] : state) dict["model." + k] = v;
+  load_state_dict(dict, source);
 }
 
 }  // namespace dmeval

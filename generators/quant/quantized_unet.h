@@ -111,6 +111,11 @@ class QuantizedUNet {
   // Checks every key and shape; errors name `source`.
   void load_state_dict(const std::map<std::string, torch::Tensor>& dict, const std::string& source);
 
+  // The quantizer tensors alone, named `<quantizer>.delta` etc. (calibration files), and loading
+  // them back into a model of the same plan (the split structure must exist).
+  std::vector<std::pair<std::string, torch::Tensor>> quantizer_state();
+  void load_quantizer_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
+
   const QuantPlan& plan() const { return plan_; }
   DdimUNet& unet() { return unet_; }
   std::vector<std::pair<std::string, std::shared_ptr<QuantLayer>>>& layers() { return layers_; }

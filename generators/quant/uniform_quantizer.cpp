@@ -125,7 +125,8 @@ void UniformQuantizer::initialize(const torch::Tensor& x_in) {
   }
   // Channel by channel, stored into float32 tensors shaped (C, 1, ...).
   const int64_t c = x.size(0);
-  torch::Tensor delta = torch::empty({c}, torch::kFloat32), zp = torch::empty({c}, torch::kFloat32);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
+  torch::Tensor delta = torch::empty({c}, opts), zp = torch::empty({c}, opts);
   for (int64_t i = 0; i < c; ++i) {
     auto [d, z] = init_per_tensor(x[i]);
     delta[i] = d;
@@ -251,7 +252,8 @@ std::pair<torch::Tensor, torch::Tensor> UniformQuantizer::init_qdrop(const torch
     torch::Tensor xrange = torch::max(x_min.abs(), x_max);
     if (!spec_.channel_wise) {
       // The reference's vectorised per-tensor search: 100 candidates, batches of 8, first minimum.
-      torch::Tensor thres = xrange / kNum * torch::arange(1, kNum + 1, torch::kLong);
+      torch::Tensor thres =
+          xrange / kNum * torch::arange(1, kNum + 1, torch::dtype(torch::kLong).device(x.device()));
       torch::Tensor new_min = one_side_ == "pos" ? torch::zeros_like(thres) : -thres;
       torch::Tensor new_max = one_side_ == "neg" ? torch::zeros_like(thres) : thres;
       torch::Tensor scale = (new_max - new_min) / static_cast<double>(n_levels_ - 1);

@@ -1,0 +1,95 @@
+#include "generators/quant/calibration_data.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+
+namespace dmeval {
+
+Trajectories record_trajectories(const EpsModel& model, const DiffusionSchedule& schedule,
+                                 const SamplerSpec& spec, NoiseSource& noise, int64_t n, int64_t batch,
+                                 c10::IntArrayRef image_shape, torch::Device device) {
+  DMEVAL_CHECK(n >= 1 && batch >= 1, "calibration trajectories need at least one image");
+  Trajectories tr;
+  std::vector<std::vector<torch::Tensor>> xs, ts;
+  std::vector<torch::Tensor> finals;
+  for (int64_t b = 0; b < n; b += batch) {
+    const int64_t m = std::min(batch, n - b);
+    EpsModel recording = [&](const torch::Tensor& x, const torch::Tensor& t, int64_t k) {
+      if (static_cast<int64_t>(xs.size()) <= k) {
+        xs.resize(k + 1);
+        ts.resize(k + 1);
+      }
+      xs[k].push_back(x.detach().to(torch::kCPU));
+      ts[k].push_back(t.detach().to(torch::kCPU));
+      return model(x, t, k);
+    };
+    torch::Tensor x_T = noise.initial(b, m, image_shape).to(device);
+    finals.push_back(run_sampler(spec, schedule, recording, x_T, noise, b).to(torch::kCPU));
+  }
+  for (size_t k = 0; k < xs.size(); ++k) {
+    tr.xs.push_back(torch::cat(xs[k], 0));
+    tr.ts.push_back(torch::cat(ts[k], 0));
+  }
+  tr.x0.push_back(torch::cat(finals, 0));
+  return tr;
+}
+
+CalibSet CalibSet::slice(int64_t begin, int64_t end) const {
+  end = std::min(end, size());
+  return {x.slice(0, begin, end), t.slice(0, begin, end)};
+}
+
+CalibSet CalibSet::index(const torch::Tensor& idx) const {
+  return {x.index_select(0, idx), t.index_select(0, idx)};
+}
+
+CalibSet qdiffusion_calibration(const Trajectories& tr, int64_t cali_n, int64_t cali_st) {
+  const int64_t nsteps = tr.steps();
+  DMEVAL_CHECK(cali_st >= 1 && cali_st <= nsteps,
+               "calibration steps {} must be in 1..{} (the sampler's steps)", cali_st, nsteps);
+  DMEVAL_CHECK(cali_n >= 1 && cali_n <= tr.images(), "calibration samples per step {} must be in 1..{}",
+               cali_n, tr.images());
+  std::vector<torch::Tensor> x, t;
+  for (int64_t k = 0; k < nsteps; k += nsteps / cali_st) {
+    x.push_back(tr.xs[k].slice(0, 0, cali_n));
+    t.push_back(tr.ts[k].slice(0, 0, cali_n));
+  }
+  return {torch::cat(x, 0), torch::cat(t, 0)};
+}
+
+CalibSet ndtc_calibration(const Trajectories& tr, double mu, double sigma, bool loop_counter_t,
+                          uint64_t seed) {
+  const int64_t nsteps = tr.steps(), n = tr.images();
+  DMEVAL_CHECK(nsteps >= 2, "NDTC calibration needs a trajectory of at least 2 steps");
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(mu, sigma);
+  std::vector<torch::Tensor> x, t;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t k = static_cast<int64_t>(normal(rng) * static_cast<double>(nsteps));  // truncation toward zero
+    k = std::clamp<int64_t>(k, 0, nsteps - 1);
+    // the state after loop iteration k = the input of step k + 1 (the final sample after the last)
+    torch::Tensor state = k + 1 < nsteps ? tr.xs[k + 1][i] : tr.x0[0][i];
+    x.push_back(state.unsqueeze(0));
+    const float tv =
+        loop_counter_t ? static_cast<float>(k) : (k + 1 < nsteps ? tr.ts[k + 1][i].item<float>() : 0.0f);
+    t.push_back(torch::full({1}, tv));
+  }
+  return {torch::cat(x, 0), torch::cat(t, 0)};
+}
+
+CalibSet random_pairs_calibration(const Trajectories& tr, int64_t count, uint64_t seed) {
+  const int64_t nsteps = tr.steps(), n = tr.images();
+  DMEVAL_CHECK(count >= 1 && count <= nsteps * n, "{} calibration pairs asked for, {} recorded", count,
+               nsteps * n);
+  torch::Tensor all_x = torch::cat(tr.xs, 0), all_t = torch::cat(tr.ts, 0);
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::Tensor idx = torch::randperm(all_x.size(0), g, torch::kLong).slice(0, 0, count);
+  return {all_x.index_select(0, idx), all_t.index_select(0, idx)};
+}
+
+}  // namespace dmeval

@@ -1,0 +1,64 @@
+#include "generators/quant/method_support.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace dmeval {
+
+void add_trajectory_settings(nlohmann::ordered_json& s, int64_t images, int64_t steps,
+                             const std::string& skip, double eta, int64_t seed) {
+  s["traj_images"] = images;
+  s["traj_steps"] = steps;
+  s["traj_skip"] = skip;
+  s["traj_eta"] = eta;
+  s["traj_batch"] = 32;
+  s["seed"] = seed;
+}
+
+Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp) {
+  const auto& s = ctx.settings;
+  SamplerSpec spec;
+  spec.sampler = "ddim";
+  spec.skip_type = s.at("traj_skip").get<std::string>();
+  spec.steps = s.at("traj_steps").get<int64_t>();
+  spec.eta = s.at("traj_eta").get<double>();
+  auto noise = make_noise_source("per-image", s.at("seed").get<uint64_t>());
+  const int64_t n = s.at("traj_images").get<int64_t>();
+  ctx.log(fmt::format("calibration trajectories: {} images, {}", n, describe(spec)));
+  const int64_t res = ctx.config.unet.resolution;
+  return record_trajectories(make_unet_eps(fp, ctx.run), ctx.schedule, spec, *noise, n,
+                             s.at("traj_batch").get<int64_t>(), {ctx.config.unet.in_channels, res, res},
+                             ctx.run.device);
+}
+
+UNetQuantizedModel::UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run)
+    : unet_(std::move(unet)), run_(run) {
+  auto handles = layer_handles(*unet_);
+  for (size_t i = 0; i < handles.size(); ++i)
+    bits_[handles[i].name] = plan.layers[i].weight ? plan.layers[i].weight->bits : 32.0;
+  qunet_ = std::make_unique<QuantizedUNet>(unet_, std::move(plan));
+}
+
+double UNetQuantizedModel::weight_bits(const LayerInfo& layer) const {
+  auto it = bits_.find(layer.name);
+  return it == bits_.end() ? 32.0 : it->second;
+}
+
+void UNetQuantizedModel::build_structure() {
+  torch::NoGradGuard no_grad;
+  const auto& c = unet_->config();
+  const auto device = unet_->parameters().front().device();
+  qunet_->set_quant_state(false, false);
+  qunet_->forward(
+      torch::zeros({1, c.in_channels, c.resolution, c.resolution}, torch::TensorOptions().device(device)),
+      torch::zeros({1}, torch::TensorOptions().device(device)));
+}
+
+void UNetQuantizedModel::restore(const std::map<std::string, torch::Tensor>& state,
+                                 const std::string& source) {
+  build_structure();
+  qunet_->load_quantizer_state(state, source);
+}
+
+}  // namespace dmeval

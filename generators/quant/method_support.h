@@ -1,0 +1,39 @@
+// What the method files share: FP calibration trajectories from a method's settings, and a
+// QuantizedModel around a QuantizedUNet (its eps, state and per-layer weight bits).
+#pragma once
+
+#include <memory>
+
+#include "generators/quant/calibration_data.h"
+#include "generators/quant/quant_method.h"
+#include "generators/quant/quantized_unet.h"
+
+namespace dmeval {
+
+// Settings every calibrating method has: the FP sampler whose trajectories give the calibration
+// data, how many images, and the seed of their noise (per-image noise; keep it different from the
+// evaluation seed so that calibration and evaluation images differ).
+void add_trajectory_settings(nlohmann::ordered_json& s, int64_t images, int64_t steps,
+                             const std::string& skip, double eta, int64_t seed);
+Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp);
+
+class UNetQuantizedModel : public QuantizedModel {
+ public:
+  UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run);
+  EpsModel eps() override { return make_unet_eps(unet_, run_); }
+  std::vector<std::pair<std::string, torch::Tensor>> state() override { return qunet_->quantizer_state(); }
+  double weight_bits(const LayerInfo& layer) const override;
+  QuantizedUNet& qunet() { return *qunet_; }
+  nlohmann::ordered_json& mutable_report() { return report_; }
+  // Creates the lazily made structure (split quantizers) with one unquantized forward.
+  void build_structure();
+  void restore(const std::map<std::string, torch::Tensor>& state, const std::string& source);
+
+ private:
+  DdimUNet unet_;
+  UNetRunOptions run_;
+  std::unique_ptr<QuantizedUNet> qunet_;
+  std::map<std::string, double> bits_;
+};
+
+}  // namespace dmeval

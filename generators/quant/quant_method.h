@@ -1,0 +1,91 @@
+// Quantization methods by name (Faiss-style registry): each method knows which bit widths it supports,
+// its calibration settings with the defaults of its authors' scripts, how to calibrate a UNet from
+// the full-precision model's own trajectories, and how to restore a saved calibration. A calibrated
+// model is an EpsModel for the samplers plus the tensors that describe it (saved with provenance in a
+// calibration file, calibration_file.h).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generators/beta_schedule.h"
+#include "generators/ddim_unet.h"
+#include "generators/model_cost.h"
+#include "generators/samplers.h"
+#include "generators/unet_config.h"
+#include "generators/unet_runner.h"
+
+namespace dmeval {
+
+struct BitWidths {
+  int weight = 32, act = 32;  // 32 = float
+  bool weight_quantized() const { return weight < 32; }
+  bool act_quantized() const { return act < 32; }
+  std::string str() const;    // "4/8", "32/32"
+  std::string label() const;  // "W4A8", "W4A32", "FP"
+};
+// "4/8", "8/8", "4/32", "4" (= 4/32), "32" or "fp" (= 32/32).
+BitWidths parse_bits(const std::string& spec);
+
+struct QuantContext {
+  DdimUNet unet{nullptr};  // the FP model; the method attaches its quantizers to it
+  ModelConfig config;
+  DiffusionSchedule schedule;
+  std::string model_id;  // weights SHA-256 (or random:<seed>)
+  BitWidths bits;
+  nlohmann::ordered_json settings;  // the method's settings (defaults merged with the user's)
+  UNetRunOptions run;               // device and micro-batch for the FP and quantized passes
+  uint64_t seed = 0;
+  std::function<void(const std::string&)> log = [](const std::string&) {};
+};
+
+class QuantizedModel {
+ public:
+  virtual ~QuantizedModel() = default;
+  // The sampler's view of the quantized network (with the method's corrections, e.g. PTQD's).
+  virtual EpsModel eps() = 0;
+  // Everything that defines the calibration (quantizer parameters, method state), by name.
+  virtual std::vector<std::pair<std::string, torch::Tensor>> state() = 0;
+  // Weight bits of each Conv2d/Linear (32 = float) for the size accounting.
+  virtual double weight_bits(const LayerInfo& layer) const = 0;
+  // Facts about the calibration for the record (losses, times, counts).
+  virtual nlohmann::ordered_json report() const { return report_; }
+
+ protected:
+  nlohmann::ordered_json report_ = nlohmann::ordered_json::object();
+};
+
+class QuantMethod {
+ public:
+  virtual ~QuantMethod() = default;
+  virtual std::string name() const = 0;
+  virtual std::string description() const = 0;
+  // Throws naming the method and what it supports.
+  virtual void check_bits(const BitWidths& bits) const = 0;
+  virtual nlohmann::ordered_json default_settings() const { return nlohmann::ordered_json::object(); }
+  virtual std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const = 0;
+  virtual std::unique_ptr<QuantizedModel> restore(
+      QuantContext& ctx, const std::map<std::string, torch::Tensor>& state) const = 0;
+};
+
+const QuantMethod& quant_method(const std::string& name);  // throws listing the methods
+std::vector<std::string> quant_method_names();
+
+// One file per method (method_<name>.cpp); the registry in quant_method.cpp lists them.
+std::unique_ptr<QuantMethod> make_fp_method();
+std::unique_ptr<QuantMethod> make_baseline_method();
+std::unique_ptr<QuantMethod> make_qdiffusion_method();
+
+// Merges user overrides ("key=value", numbers and booleans parsed) into a method's defaults; unknown
+// keys are errors naming the method's keys.
+nlohmann::ordered_json merge_settings(const QuantMethod& method, const std::vector<std::string>& overrides);
+
+// A fresh UNet with the same configuration and weights (FP references during calibration).
+DdimUNet copy_unet(const DdimUNet& unet);
+
+}  // namespace dmeval
