@@ -19,6 +19,7 @@
 #include "generators/unet_runner.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/model_cli.h"
+#include "harness/cli/quant_cli.h"
 #include "harness/sampling/chunk_runner.h"
 
 namespace dmeval::cli {
@@ -28,6 +29,7 @@ namespace fs = std::filesystem;
 void add_sample_command(CLI::App& app) {
   struct Opts {
     ModelOptions model;
+    QuantOptions quant;
     SamplerSpec sampler;
     std::string noise = "per-image", out, shard, format = "png", init_noise, raw_out, device = "cpu";
     int64_t n = 50000, batch = 64, micro_batch = 8, chunk = 1024, seed = 0, max_chunks = 0;
@@ -38,6 +40,7 @@ void add_sample_command(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("sample", "sample N images from a ddim UNet (DDIM/DDPM), resumable and shardable");
   add_model_options(cmd, o->model);
+  add_quant_options(cmd, o->quant);
   cmd->add_option("--sampler", o->sampler.sampler, "ddim (generalized_steps) or ddpm (ddpm_steps)")
       ->check(CLI::IsMember({"ddim", "ddpm"}))
       ->capture_default_str();
@@ -102,8 +105,19 @@ void add_sample_command(CLI::App& app) {
     ro.device = device;
     ro.micro_batch = o->micro_batch;
     ro.channels_last = o->channels_last;
-    DiffusionImageProducer producer(make_unet_eps(m.unet, ro), schedule, o->sampler, std::move(noise), shape,
-                                    device, !o->raw_out.empty());
+    // Quantized sampling: the method's model (a saved calibration is reused when one matches).
+    std::optional<QuantizedSetup> quant;
+    EpsModel eps = make_unet_eps(m.unet, ro);
+    if (o->quant.method != "fp" || !o->quant.calibration.empty() || !o->quant.import_qdiff.empty()) {
+      quant = prepare_quantized(m, o->quant, ro, [o](const std::string& line) {
+        if (!o->quiet && !o->json) std::fprintf(stderr, "%s\n", line.c_str());
+      });
+      eps = quant->model->eps();
+    } else {
+      quant_method("fp").check_bits(parse_bits(o->quant.bits));
+    }
+    DiffusionImageProducer producer(eps, schedule, o->sampler, std::move(noise), shape, device,
+                                    !o->raw_out.empty());
 
     ChunkPlan plan;
     plan.total = o->n;
@@ -114,6 +128,9 @@ void add_sample_command(CLI::App& app) {
     nlohmann::ordered_json id;
     id["command"] = "sample";
     id["model"] = m.identity();
+    id["method"] = quant ? quant->record.method : "fp";
+    id["bits"] = quant ? quant->record.bits.str() : "32/32";
+    if (quant) id["calibration_key"] = quant->record.key();
     id["sampler"] = describe(o->sampler);
     id["n"] = o->n;
     id["seed"] = o->seed;
@@ -164,6 +181,7 @@ void add_sample_command(CLI::App& app) {
 
     nlohmann::ordered_json summary = id;
     summary["model"] = m.describe();
+    if (quant) summary["quantization"] = quant->describe();
     summary["out"] = o->out;
     if (!npz_path.empty()) summary["npz"] = npz_path;
     summary["shard"] = plan.shard.str();

@@ -8,13 +8,14 @@ namespace dmeval::cli {
 
 const std::vector<CommandSpec>& command_registry() {
   static const std::vector<CommandSpec> kCommands = {
-      {"version", add_version_command}, {"inspect", add_inspect_command},
-      {"hash", add_hash_command},       {"features", add_features_command},
-      {"stats", add_stats_command},     {"fid", add_fid_command},
-      {"score", add_score_command},     {"sr", add_sr_command},
-      {"resize", add_resize_command},   {"db", add_db_command},
-      {"report", add_report_command},   {"sample", add_sample_command},
-      {"bench", add_bench_command},     {"model-info", add_model_info_command},
+      {"version", add_version_command},   {"inspect", add_inspect_command},
+      {"hash", add_hash_command},         {"features", add_features_command},
+      {"stats", add_stats_command},       {"fid", add_fid_command},
+      {"score", add_score_command},       {"sr", add_sr_command},
+      {"resize", add_resize_command},     {"db", add_db_command},
+      {"report", add_report_command},     {"sample", add_sample_command},
+      {"bench", add_bench_command},       {"model-info", add_model_info_command},
+      {"quantize", add_quantize_command},
   };
   return kCommands;
 }

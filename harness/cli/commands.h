@@ -41,5 +41,6 @@ void add_report_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_model_info_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace dmeval::cli

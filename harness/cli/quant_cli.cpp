@@ -1,0 +1,158 @@
+#include "harness/cli/quant_cli.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "core/build_info.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/torch_bridge.h"
+#include "db/results.h"
+#include "generators/quant/method_support.h"
+
+namespace dmeval::cli {
+
+void add_quant_options(CLI::App* cmd, QuantOptions& o) {
+  cmd->add_option("--method", o.method, "quantization method: fp, baseline, qdiffusion")
+      ->capture_default_str();
+  cmd->add_option("--bits", o.bits, "weight/activation bits W/A (e.g. 4/8; 32 = float)")
+      ->capture_default_str();
+  cmd->add_option(
+      "--calib", o.calib,
+      "override a calibration setting of the method, key=value (repeatable; `dmeval quantize --method M "
+      "--list-settings` shows them)");
+  cmd->add_option("--calibration", o.calibration, "use this calibration file (written by dmeval quantize)");
+  cmd->add_option(
+      "--import-qdiff", o.import_qdiff,
+      "import q-diffusion's calibrated ckpt.pth (method qdiffusion; --bits and --calib must match how "
+      "it was calibrated)");
+  cmd->add_flag("--recalibrate", o.recalibrate,
+                "calibrate again even if the store holds a matching calibration");
+  cmd->add_flag("--no-store", o.no_store, "do not save a new calibration in the store");
+}
+
+nlohmann::ordered_json QuantizedSetup::describe() const {
+  nlohmann::ordered_json j;
+  j["method"] = record.method;
+  j["bits"] = record.bits.str();
+  j["calibration_key"] = record.key();
+  j["calibration_source"] = source;
+  if (!saved.empty()) j["calibration_saved"] = saved;
+  j["settings"] = record.settings;
+  if (seconds > 0) j["calibration_seconds"] = seconds;
+  return j;
+}
+
+namespace {
+std::string differences(const CalibrationRecord& want, const CalibrationRecord& have) {
+  std::vector<std::string> d;
+  if (want.method != have.method) d.push_back(fmt::format("method {} vs {}", want.method, have.method));
+  if (want.bits.str() != have.bits.str())
+    d.push_back(fmt::format("bits {} vs {}", want.bits.str(), have.bits.str()));
+  if (want.model != have.model)
+    d.push_back(fmt::format("model {} vs {}", want.model.dump(), have.model.dump()));
+  if (want.settings != have.settings) d.push_back("settings differ");
+  return fmt::format("{}", fmt::join(d, "; "));
+}
+}  // namespace
+
+QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o, const UNetRunOptions& run,
+                                 const std::function<void(const std::string&)>& log) {
+  const QuantMethod& method = quant_method(o.method);
+  QuantizedSetup out;
+  out.record.method = method.name();
+  out.record.bits = parse_bits(o.bits);
+  method.check_bits(out.record.bits);
+  out.record.model = m.identity();
+  out.record.dmeval_version = fmt::format("{} {}", build_version(), build_git_revision());
+  out.record.created = db::utc_now();
+
+  QuantContext ctx;
+  ctx.unet = m.unet;
+  ctx.config = m.config;
+  ctx.schedule = make_schedule(m.config.diffusion);
+  ctx.model_id = m.weights_id();
+  ctx.bits = out.record.bits;
+  ctx.run = run;
+  ctx.log = log;
+  m.unet->to(run.device);
+
+  if (!o.import_qdiff.empty()) {
+    DMEVAL_CHECK(method.name() == "qdiffusion", "--import-qdiff needs --method qdiffusion");
+    DMEVAL_CHECK(o.calibration.empty(), "give either --import-qdiff or --calibration");
+    ctx.settings = merge_settings(method, o.calib);
+    out.record.settings = ctx.settings;
+    // Structure from the method, values from the file (UNet weights included: they must be the model's).
+    auto restored_from = [&]() {
+      Checkpoint ck = Checkpoint::open(o.import_qdiff);
+      std::map<std::string, torch::Tensor> dict;
+      for (const auto& e : ck.tensors()) dict[e.path] = to_torch(ck.read(e.value));
+      return dict;
+    }();
+    std::map<std::string, torch::Tensor> quantizers;
+    for (auto& [k, v] : restored_from)
+      if (k.rfind("model.", 0) == 0 && k.find("_quantizer") != std::string::npos)
+        quantizers[k.substr(6)] = v;
+      else if (k.rfind("model.", 0) == 0) {
+        auto params = m.unet->named_parameters(true);
+        const std::string pk = k.substr(6);
+        DMEVAL_CHECK(params.contains(pk), "{}: '{}' is not a parameter of {}", o.import_qdiff, k,
+                     dmeval::describe(m.config));
+        DMEVAL_CHECK(params[pk].sizes() == v.sizes(), "{}: '{}' has another shape than the model's",
+                     o.import_qdiff, k);
+        DMEVAL_CHECK(torch::equal(params[pk].to(torch::kCPU), v.to(torch::kFloat32)),
+                     "{}: the UNet weights differ from --checkpoint's ({}): calibrated for another model?",
+                     o.import_qdiff, k);
+      }
+    out.model = method.restore(ctx, quantizers);
+    out.record.report = {{"imported_from", o.import_qdiff}, {"sha256", sha256_file(o.import_qdiff)}};
+    out.source = "imported: " + o.import_qdiff;
+    return out;
+  }
+
+  if (!o.calibration.empty()) {
+    LoadedCalibration c = load_calibration(o.calibration);
+    CalibrationRecord want = out.record;
+    want.settings = o.calib.empty() ? c.record.settings : merge_settings(method, o.calib);
+    DMEVAL_CHECK(want.key() == c.record.key(), "{}: the calibration does not match this run: {}",
+                 o.calibration, differences(want, c.record));
+    ctx.settings = c.record.settings;
+    out.record = c.record;
+    out.model = method.restore(ctx, c.tensors);
+    out.source = "file: " + o.calibration;
+    return out;
+  }
+
+  ctx.settings = merge_settings(method, o.calib);
+  out.record.settings = ctx.settings;
+  const bool stores = method.name() != "fp";
+  const std::string store = calibration_store_path(out.record);
+  if (stores && !o.recalibrate && std::filesystem::exists(store)) {
+    LoadedCalibration c = load_calibration(store);
+    if (c.record.key() == out.record.key()) {
+      out.record = c.record;
+      out.model = method.restore(ctx, c.tensors);
+      out.source = "store: " + store;
+      log(fmt::format("using the saved calibration {}", store));
+      return out;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  out.model = method.calibrate(ctx);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.record.report = out.model->report();
+  out.record.report["seconds"] = out.seconds;
+  out.source = "calibrated now";
+  if (stores && !o.no_store) {
+    save_calibration(store, out.record, out.model->state());
+    out.saved = store;
+    log(fmt::format("calibration saved: {}", store));
+  }
+  return out;
+}
+
+}  // namespace dmeval::cli

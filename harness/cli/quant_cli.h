@@ -1,0 +1,44 @@
+// What the commands that use quantized models share (quantize, sample; later run): --method, --bits,
+// --calib key=value settings, --calibration FILE; finding a matching saved calibration in the store
+// (or calibrating and saving one), importing q-diffusion's calibrated ckpt.pth.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generators/quant/calibration_file.h"
+#include "generators/quant/quant_method.h"
+#include "harness/cli/model_cli.h"
+
+namespace dmeval::cli {
+
+struct QuantOptions {
+  std::string method = "fp";
+  std::string bits = "32/32";
+  std::vector<std::string> calib;  // key=value overrides of the method's settings
+  std::string calibration;         // a calibration file to use
+  std::string import_qdiff;        // q-diffusion ckpt.pth to import (method qdiffusion)
+  bool recalibrate = false;        // ignore a matching file in the store
+  bool no_store = false;           // do not save a new calibration in the store
+};
+
+void add_quant_options(CLI::App* cmd, QuantOptions& o);
+
+struct QuantizedSetup {
+  std::unique_ptr<QuantizedModel> model;
+  CalibrationRecord record;
+  std::string source;  // "calibrated now", "store: PATH", "file: PATH", "imported: PATH"
+  std::string saved;   // where a new calibration was written ("" if not)
+  double seconds = 0;  // calibration time (0 when loaded)
+  nlohmann::ordered_json describe() const;
+};
+
+// Quantizes (or restores) `m.unet` in place as the options say. `log` gets progress lines.
+QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o, const UNetRunOptions& run,
+                                 const std::function<void(const std::string&)>& log);
+
+}  // namespace dmeval::cli
