@@ -10,21 +10,22 @@ namespace dmeval {
 DiffusionImageProducer::DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule,
                                                SamplerSpec sampler, std::unique_ptr<NoiseSource> noise,
                                                std::vector<int64_t> image_shape, torch::Device device,
-                                               bool keep_raw)
+                                               bool keep_raw, QuantNoiseStd quant_noise)
     : model_(std::move(model)),
       schedule_(std::move(schedule)),
       sampler_(std::move(sampler)),
       noise_(std::move(noise)),
       shape_(std::move(image_shape)),
       device_(device),
-      keep_raw_(keep_raw) {
+      keep_raw_(keep_raw),
+      quant_noise_(std::move(quant_noise)) {
   validate(sampler_);
 }
 
 ImageBatch DiffusionImageProducer::produce(int64_t first, int64_t count) {
   torch::NoGradGuard no_grad;
   torch::Tensor x = noise_->initial(first, count, shape_).to(device_);
-  torch::Tensor x0 = run_sampler(sampler_, schedule_, model_, x, *noise_, first);
+  torch::Tensor x0 = run_sampler(sampler_, schedule_, model_, x, *noise_, first, nullptr, &quant_noise_);
   ImageBatch b;
   b.first_index = first;
   b.images = samples_to_images(x0, first);

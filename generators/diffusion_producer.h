@@ -17,7 +17,7 @@ class DiffusionImageProducer : public ImageProducer {
  public:
   DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule, SamplerSpec sampler,
                          std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape,
-                         torch::Device device, bool keep_raw);
+                         torch::Device device, bool keep_raw, QuantNoiseStd quant_noise = {});
   ImageBatch produce(int64_t first, int64_t count) override;
   bool sequential() const override { return noise_->sequential(); }
   std::vector<uint8_t> state() const override { return noise_->state(); }
@@ -32,6 +32,7 @@ class DiffusionImageProducer : public ImageProducer {
   std::vector<int64_t> shape_;
   torch::Device device_;
   bool keep_raw_;
+  QuantNoiseStd quant_noise_;
 };
 
 }  // namespace dmeval

@@ -21,6 +21,7 @@ struct StepInput {
   const torch::Tensor& t;  // float32 (n,)
   int64_t t_value;
   double eta;
+  double quant_noise_std;  // PTQD's σ_q at this step (0: none)
   // Draws this step's noise; `needed` = false when it is multiplied by exactly zero.
   std::function<torch::Tensor(bool needed)> draw;
 };
@@ -35,6 +36,16 @@ StepOutput ddim_step(const StepInput& in) {
   o.x0 = (in.x - in.e * (1 - in.at).sqrt()) / in.at.sqrt();
   torch::Tensor c1 = in.eta * ((1 - in.at / in.at_next) * (1 - in.at_next) / (1 - in.at)).sqrt();
   torch::Tensor c2 = ((1 - in.at_next) - c1.pow(2)).sqrt();
+  if (in.quant_noise_std > 0) {
+    // PTQD: part of the variance is already in ε̂ as quantization noise; remove it from the injected
+    // noise: σ' = sqrt(σ² - D² σ_q²) when positive (tested on the first image), else 0.
+    torch::Tensor d = c2 - (in.at_next * (1 - in.at) / in.at).sqrt();
+    const double sigma = c1.flatten()[0].item<double>(), dd = d.flatten()[0].item<double>();
+    const double removed = dd * dd * in.quant_noise_std * in.quant_noise_std;
+    const double s2 = removed < sigma * sigma ? sigma * sigma - removed : 0.0;
+    c1 = torch::full_like(c1, std::sqrt(s2));
+    c2 = ((1 - in.at_next) - c1.pow(2)).sqrt();
+  }
   o.noise = in.draw(in.eta != 0.0);
   o.x_next = in.at_next.sqrt() * o.x0 + c1 * o.noise + c2 * in.e;
   return o;
@@ -103,7 +114,8 @@ std::string describe(const SamplerSpec& spec) {
 }
 
 torch::Tensor run_sampler(const SamplerSpec& spec, const DiffusionSchedule& schedule, const EpsModel& model,
-                          torch::Tensor x, NoiseSource& noise, int64_t first, const StepObserver* observer) {
+                          torch::Tensor x, NoiseSource& noise, int64_t first, const StepObserver* observer,
+                          const QuantNoiseStd* quant_noise) {
   validate(spec);
   const SamplerEntry& e = entry(spec.sampler);
   const std::vector<int64_t> seq = timestep_sequence(spec.skip_type, spec.steps, schedule.num_timesteps);
@@ -126,7 +138,8 @@ torch::Tensor run_sampler(const SamplerSpec& spec, const DiffusionSchedule& sche
     auto draw = [&](bool needed) {
       return noise.step(static_cast<int64_t>(k), first, n, image_shape, needed).to(device);
     };
-    StepOutput o = e.step({x, eps, at, at_next, t, i, spec.eta, draw});
+    const double qn = quant_noise && *quant_noise ? (*quant_noise)(i) : 0.0;
+    StepOutput o = e.step({x, eps, at, at_next, t, i, spec.eta, qn, draw});
     if (observer) (*observer)({static_cast<int64_t>(k), i, j, t, at, at_next, eps, o.x0, o.noise, o.x_next});
     x = o.x_next;
   }

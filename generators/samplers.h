@@ -41,10 +41,15 @@ struct StepRecord {
 };
 using StepObserver = std::function<void(const StepRecord&)>;
 
+// The standard deviation (in ε units) of the quantization noise left in the model's ε at timestep t
+// (PTQD's σ_q = σ_res(t) / (1 + k_t)); with it the DDIM update removes that much variance from the
+// injected noise (PTQD's variance schedule calibration). Empty: no correction.
+using QuantNoiseStd = std::function<double(int64_t t)>;
+
 // Runs the sampler from x_T (on the model's device) for the images first .. first + n - 1; step
 // noise comes from `noise` (one draw per step, as the reference's randn_like). Returns x_0.
 torch::Tensor run_sampler(const SamplerSpec& spec, const DiffusionSchedule& schedule, const EpsModel& model,
                           torch::Tensor x_T, NoiseSource& noise, int64_t first,
-                          const StepObserver* observer = nullptr);
+                          const StepObserver* observer = nullptr, const QuantNoiseStd* quant_noise = nullptr);
 
 }  // namespace dmeval

@@ -42,6 +42,8 @@ const std::vector<std::unique_ptr<QuantMethod>>& registry() {
     m.push_back(make_fp_method());
     m.push_back(make_baseline_method());
     m.push_back(make_qdiffusion_method());
+    m.push_back(make_ptq4dm_method());
+    m.push_back(make_ptqd_method());
     return m;
   }();
   return kMethods;

@@ -53,6 +53,8 @@ class QuantizedModel {
   virtual std::vector<std::pair<std::string, torch::Tensor>> state() = 0;
   // Weight bits of each Conv2d/Linear (32 = float) for the size accounting.
   virtual double weight_bits(const LayerInfo& layer) const = 0;
+  // PTQD-style correction of the sampler's injected noise (empty for most methods).
+  virtual QuantNoiseStd quant_noise_std() { return {}; }
   // Facts about the calibration for the record (losses, times, counts).
   virtual nlohmann::ordered_json report() const { return report_; }
 
@@ -80,6 +82,8 @@ std::vector<std::string> quant_method_names();
 std::unique_ptr<QuantMethod> make_fp_method();
 std::unique_ptr<QuantMethod> make_baseline_method();
 std::unique_ptr<QuantMethod> make_qdiffusion_method();
+std::unique_ptr<QuantMethod> make_ptq4dm_method();
+std::unique_ptr<QuantMethod> make_ptqd_method();
 
 // Merges user overrides ("key=value", numbers and booleans parsed) into a method's defaults; unknown
 // keys are errors naming the method's keys.

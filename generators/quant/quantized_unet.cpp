@@ -247,7 +247,7 @@ void QuantizedUNet::load_state_dict(const std::map<std::string, torch::Tensor>& 
   }
   // Quantizers not yet initialised get placeholders so that their stored values are expected.
   for (Named& n : quantizers()) {
-    if (!n.uniform || n.uniform->delta().defined()) continue;
+    if (!n.uniform || n.uniform->calibrated()) continue;
     auto d = dict.find("model." + n.name + ".delta");
     auto z = dict.find("model." + n.name + ".zero_point");
     n.uniform->set_params(d != dict.end() ? d->second.clone() : torch::ones({}),

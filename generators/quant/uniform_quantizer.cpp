@@ -80,6 +80,7 @@ void UniformQuantizer::set_params(torch::Tensor delta, torch::Tensor zero_point)
   delta_ = std::move(delta);
   zero_point_ = std::move(zero_point);
   inited_ = true;
+  calibrated_ = true;
 }
 
 torch::Tensor& UniformQuantizer::learnable_delta() {
@@ -110,6 +111,7 @@ torch::Tensor UniformQuantizer::codes(const torch::Tensor& x) const {
 
 void UniformQuantizer::initialize(const torch::Tensor& x_in) {
   torch::NoGradGuard no_grad;
+  calibrated_ = true;
   torch::Tensor x = x_in.detach();
   if (spec_.flavor == QuantFlavor::kQDrop) {
     auto [d, z] = init_qdrop(x);

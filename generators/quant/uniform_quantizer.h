@@ -46,6 +46,8 @@ class UniformQuantizer {
   torch::Tensor codes(const torch::Tensor& x) const;
 
   bool inited() const { return inited_; }
+  // Δ/z came from data or were set (QDrop's quantizers are "inited" with Δ = 1 before that).
+  bool calibrated() const { return calibrated_; }
   void set_inited(bool inited) { inited_ = inited; }
   // qdiff activation quantizers: momentum 0.95 update of the range before each quantization.
   void set_running_stat(bool on) { running_stat_ = on; }
@@ -71,7 +73,7 @@ class UniformQuantizer {
 
   UniformQuantizerSpec spec_;
   int64_t n_levels_, qmin_, qmax_;
-  bool inited_ = false, running_stat_ = false;
+  bool inited_ = false, running_stat_ = false, calibrated_ = false;
   torch::Tensor delta_, zero_point_;
   torch::Tensor x_min_, x_max_;              // qdiff leaf: running range
   torch::Tensor running_min_, running_max_;  // qdrop leaf: EMA of the searched range

@@ -21,7 +21,7 @@ void add_quantize_command(CLI::App& app) {
     ModelOptions model;
     QuantOptions quant;
     std::string out, device = "cpu";
-    int64_t eval_images = 4, eval_steps = 10, eval_seed = 777, micro_batch = 8;
+    int64_t eval_images = 4, eval_steps = 0, eval_seed = 777, micro_batch = 8;
     bool json = false, list_settings = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
@@ -32,8 +32,9 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--eval-images", o->eval_images,
                   "held-out FP trajectories for the ε error figure (0 = skip)")
       ->capture_default_str();
-  cmd->add_option("--eval-steps", o->eval_steps, "steps of those trajectories (quad DDIM)")
-      ->capture_default_str();
+  cmd->add_option("--eval-steps", o->eval_steps,
+                  "steps of those trajectories (default: the method's calibration sampler, whose timesteps a "
+                  "timestep-specific method such as PTQD knows)");
   cmd->add_option("--eval-seed", o->eval_seed, "their noise seed")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--micro-batch", o->micro_batch, "images per network evaluation")->capture_default_str();
@@ -73,8 +74,11 @@ void add_quantize_command(CLI::App& app) {
     j["fp32_mb"] = model_size_bytes(counts, 32, SizeConvention::kAllParamsAtBits) / 1e6;
     if (o->eval_images > 0) {
       SamplerSpec spec;
-      spec.skip_type = "quad";
-      spec.steps = o->eval_steps;
+      const auto& st = q.record.settings;
+      spec.skip_type = st.contains("traj_skip") ? st["traj_skip"].get<std::string>() : "quad";
+      spec.steps = o->eval_steps > 0           ? o->eval_steps
+                   : st.contains("traj_steps") ? st["traj_steps"].get<int64_t>()
+                                               : 10;
       auto noise = make_noise_source("per-image", static_cast<uint64_t>(o->eval_seed));
       const int64_t res = m.config.unet.resolution;
       EpsModel fp_eps = make_unet_eps(fp, run), q_eps = q.model->eps();
@@ -96,8 +100,8 @@ void add_quantize_command(CLI::App& app) {
                         {"rmse", std::sqrt(sq / static_cast<double>(count))},
                         {"relative_rmse", std::sqrt(sq / ref)},
                         {"pairs", tr.steps() * o->eval_images},
-                        {"trajectories", fmt::format("{} images, quad DDIM {} steps, seed {}", o->eval_images,
-                                                     o->eval_steps, o->eval_seed)}};
+                        {"trajectories", fmt::format("{} images, {} DDIM {} steps, seed {}", o->eval_images,
+                                                     spec.skip_type, spec.steps, o->eval_seed)}};
     }
     if (o->json) {
       std::printf("%s\n", j.dump(1).c_str());

@@ -108,16 +108,21 @@ void add_sample_command(CLI::App& app) {
     // Quantized sampling: the method's model (a saved calibration is reused when one matches).
     std::optional<QuantizedSetup> quant;
     EpsModel eps = make_unet_eps(m.unet, ro);
+    QuantNoiseStd quant_noise;
     if (o->quant.method != "fp" || !o->quant.calibration.empty() || !o->quant.import_qdiff.empty()) {
-      quant = prepare_quantized(m, o->quant, ro, [o](const std::string& line) {
-        if (!o->quiet && !o->json) std::fprintf(stderr, "%s\n", line.c_str());
-      });
+      quant = prepare_quantized(
+          m, o->quant, ro,
+          [o](const std::string& line) {
+            if (!o->quiet && !o->json) std::fprintf(stderr, "%s\n", line.c_str());
+          },
+          &o->sampler);
       eps = quant->model->eps();
+      quant_noise = quant->model->quant_noise_std();
     } else {
       quant_method("fp").check_bits(parse_bits(o->quant.bits));
     }
     DiffusionImageProducer producer(eps, schedule, o->sampler, std::move(noise), shape, device,
-                                    !o->raw_out.empty());
+                                    !o->raw_out.empty(), quant_noise);
 
     ChunkPlan plan;
     plan.total = o->n;

@@ -60,9 +60,21 @@ std::string differences(const CalibrationRecord& want, const CalibrationRecord& 
 }
 }  // namespace
 
-QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o, const UNetRunOptions& run,
-                                 const std::function<void(const std::string&)>& log) {
-  const QuantMethod& method = quant_method(o.method);
+QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const UNetRunOptions& run,
+                                 const std::function<void(const std::string&)>& log,
+                                 const SamplerSpec* sampler) {
+  const QuantMethod& method = quant_method(o_in.method);
+  QuantOptions o = o_in;
+  if (sampler) {
+    const auto defaults = method.default_settings();
+    std::vector<std::string> first;
+    if (defaults.contains("traj_steps")) {
+      first.push_back(fmt::format("traj_steps={}", sampler->steps));
+      first.push_back(fmt::format("traj_skip={}", sampler->skip_type));
+      first.push_back(fmt::format("traj_eta={}", sampler->eta));
+    }
+    o.calib.insert(o.calib.begin(), first.begin(), first.end());
+  }
   QuantizedSetup out;
   out.record.method = method.name();
   out.record.bits = parse_bits(o.bits);

@@ -38,7 +38,11 @@ struct QuantizedSetup {
 };
 
 // Quantizes (or restores) `m.unet` in place as the options say. `log` gets progress lines.
+// `sampler`: the sampler the model will be used with; calibration trajectories default to it (the
+// methods calibrate on their evaluation sampler, and timestep-specific state such as PTQD's correction
+// exists only for its timesteps); --calib overrides win.
 QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o, const UNetRunOptions& run,
-                                 const std::function<void(const std::string&)>& log);
+                                 const std::function<void(const std::string&)>& log,
+                                 const SamplerSpec* sampler = nullptr);
 
 }  // namespace dmeval::cli

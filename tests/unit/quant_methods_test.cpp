@@ -96,13 +96,16 @@ TEST(QuantMethods, BitWidthsAndSettings) {
 TEST(QuantMethods, ErrorsOrderedByBitsAndCalibrationReloads) {
   Fixture f;
   test::TempDir dir;
-  for (const std::string method : {"baseline", "qdiffusion"}) {
+  const std::map<std::string, std::vector<std::string>> methods = {
+      {"baseline", with(kSmall, {"act_init_batch=16"})},
+      {"qdiffusion", with(kSmall, {"iters_w=30", "iters_a=20", "batch_size=8", "act_init_batch=16"})},
+      {"ptq4dm", {"traj_images=32", "traj_steps=10", "traj_batch=8", "act_batch=16"}},
+      {"ptqd",
+       {"traj_images=8", "traj_steps=10", "traj_skip=quad", "traj_batch=8", "cali_pairs=40", "iters_w=20",
+        "iters_a=10", "weight_init_batch=16", "act_init_batch=16"}},
+  };
+  for (const auto& [method, o] : methods) {
     SCOPED_TRACE(method);
-    std::vector<std::string> o = kSmall;
-    if (method == "qdiffusion")
-      o = with(o, {"iters_w=30", "iters_a=20", "batch_size=8", "act_init_batch=16"});
-    else
-      o = with(o, {"act_init_batch=16"});
     double err[2];
     int i = 0;
     for (const std::string bits : {"8/8", "4/8"}) {
@@ -125,6 +128,13 @@ TEST(QuantMethods, ErrorsOrderedByBitsAndCalibrationReloads) {
       torch::NoGradGuard no_grad;
       EXPECT_TRUE(
           torch::equal(q->eps()(f.held_out.x, f.held_out.t, 0), r->eps()(f.held_out.x, f.held_out.t, 0)));
+      if (method == "ptqd") {  // the correction's noise part, restored too; only for fitted timesteps
+        const int64_t t0 = static_cast<int64_t>(f.held_out.t[0].item<float>());
+        ASSERT_TRUE(static_cast<bool>(q->quant_noise_std()));
+        EXPECT_EQ(q->quant_noise_std()(t0), r->quant_noise_std()(t0));
+        EXPECT_GT(q->quant_noise_std()(t0), 0);
+        EXPECT_THROW(q->quant_noise_std()(t0 - 1), Error);
+      }
       if (method == "qdiffusion") {
         const nlohmann::ordered_json report = q->report();
         EXPECT_FALSE(report["weight_reconstruction"].empty());
