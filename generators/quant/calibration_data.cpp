@@ -24,6 +24,10 @@ Trajectories record_trajectories(const EpsModel& model, const DiffusionSchedule&
         xs.resize(k + 1);
         ts.resize(k + 1);
       }
+      DMEVAL_CHECK(
+          torch::isfinite(x).all().item<bool>(),
+          "the full-precision model's calibration trajectory holds NaN or Inf at step {} (images {}..{})", k,
+          b, b + m - 1);
       xs[k].push_back(x.detach().to(torch::kCPU));
       ts[k].push_back(t.detach().to(torch::kCPU));
       return model(x, t, k);

@@ -116,6 +116,8 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
   ReconReport report;
   report.unit = unit.name;
   DMEVAL_CHECK(calib.size() >= 1, "no calibration data");
+  DMEVAL_CHECK(torch::isfinite(calib.x).all().item<bool>(), "the calibration data for {} holds NaN or Inf",
+               unit.name);
   for (auto& p : model.unet()->parameters()) p.set_requires_grad(false);
 
   // 1. Cache the unit's inputs and full-precision outputs.
@@ -246,6 +248,11 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr_i);
     }
     const double r = rec.item<double>();
+    DMEVAL_CHECK(
+        std::isfinite(r) && std::isfinite(loss.item<double>()),
+        "reconstruction of {} diverged at iteration {} of {}: the loss is {} (learning rate too high, or "
+        "NaN/Inf in the calibration data or the model?)",
+        unit.name, i + 1, o.iters, r);
     if (i == 0) report.first_rec_loss = r;
     report.last_rec_loss = r;
   }

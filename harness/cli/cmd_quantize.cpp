@@ -6,10 +6,12 @@
 
 #include <cstdio>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "generators/model_cost.h"
 #include "generators/quant/calibration_data.h"
 #include "generators/quant/calibration_file.h"
+#include "generators/quant/method_support.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/model_cli.h"
 #include "harness/cli/quant_cli.h"
@@ -20,7 +22,7 @@ void add_quantize_command(CLI::App& app) {
   struct Opts {
     ModelOptions model;
     QuantOptions quant;
-    std::string out, device = "cpu";
+    std::string out, export_qdiff, device = "cpu";
     int64_t eval_images = 4, eval_steps = 0, eval_seed = 777, micro_batch = 8;
     bool json = false, list_settings = false, quiet = false;
   };
@@ -29,6 +31,9 @@ void add_quantize_command(CLI::App& app) {
   add_model_options(cmd, o->model);
   add_quant_options(cmd, o->quant);
   cmd->add_option("-o,--out", o->out, "also write the calibration here (default: only the store)");
+  cmd->add_option(
+      "--export-qdiff", o->export_qdiff,
+      "also write q-diffusion's calibrated-checkpoint layout (torch zip, `model.` keys; method qdiffusion)");
   cmd->add_option("--eval-images", o->eval_images,
                   "held-out FP trajectories for the ε error figure (0 = skip)")
       ->capture_default_str();
@@ -59,6 +64,16 @@ void add_quantize_command(CLI::App& app) {
     };
     QuantizedSetup q = prepare_quantized(m, o->quant, run, log);
     if (!o->out.empty()) save_calibration(o->out, q.record, q.model->state());
+    auto* unet_model = dynamic_cast<UNetQuantizedModel*>(q.model.get());
+    if (!o->export_qdiff.empty()) {
+      DMEVAL_CHECK(q.record.method == "qdiffusion" && unet_model, "--export-qdiff needs --method qdiffusion");
+      c10::Dict<std::string, at::Tensor> dict;
+      for (auto& [k, v] : unet_model->qunet().state_dict()) dict.insert(k, v.detach().cpu().contiguous());
+      const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+      AtomicFile f(o->export_qdiff);
+      f.write(bytes.data(), bytes.size());
+      f.commit();
+    }
 
     nlohmann::ordered_json j = q.describe();
     j["model"] = m.describe();
@@ -72,6 +87,14 @@ void add_quantize_command(CLI::App& app) {
         "overhead; "
         "MB = 1e6 bytes";
     j["fp32_mb"] = model_size_bytes(counts, 32, SizeConvention::kAllParamsAtBits) / 1e6;
+    if (unet_model) {  // plus every quantizer's Δ and z in float32
+      double scales = 0;
+      for (auto& n : unet_model->qunet().quantizers()) {
+        const torch::Tensor& d = n.uniform ? n.uniform->delta() : n.adaround->delta();
+        if (d.defined()) scales += 8.0 * static_cast<double>(d.numel());
+      }
+      j["size_mb_with_scales"] = (bytes + scales) / 1e6;
+    }
     if (o->eval_images > 0) {
       SamplerSpec spec;
       const auto& st = q.record.settings;
@@ -114,6 +137,9 @@ void add_quantize_command(CLI::App& app) {
     if (q.seconds > 0) std::printf("calibration: %.1f s\n", q.seconds);
     std::printf("size: %.3f MB (float32: %.3f MB; %s)\n", j["size_mb"].get<double>(),
                 j["fp32_mb"].get<double>(), j["size_convention"].get<std::string>().c_str());
+    if (j.contains("size_mb_with_scales"))
+      std::printf("size with every quantizer's delta and zero point in float32: %.3f MB\n",
+                  j["size_mb_with_scales"].get<double>());
     if (j.contains("eps_error"))
       std::printf(
           "eps error vs FP on %lld held-out (x_t, t) pairs: mean |d| %.4g, RMSE %.4g (%.2f %% of the FP eps "

@@ -65,7 +65,7 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
                                  const SamplerSpec* sampler) {
   const QuantMethod& method = quant_method(o_in.method);
   QuantOptions o = o_in;
-  if (sampler) {
+  if (sampler && o_in.calibration.empty()) {  // a given file keeps its own settings
     const auto defaults = method.default_settings();
     std::vector<std::string> first;
     if (defaults.contains("traj_steps")) {
