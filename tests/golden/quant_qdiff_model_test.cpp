@@ -91,8 +91,12 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
     DdimUNet unet = fresh_unet();
     QuantizedUNet qnn(unet, qdiffusion_plan(unet, spec_from(v["weight_quant_params"]), act, v["sm_abit"],
                                             v["split_shortcut"]));
-    // The unquantized forward of the wrapped model is the float UNet's, bit for bit.
-    EXPECT_TRUE(torch::equal(qnn.forward(x_, t_), eps_fp_));
+    // The unquantized forward of the wrapped model is the float UNet's, bit for bit on this machine
+    // (the recorded ε of the reference is matched within the weight-only acceptance: summation
+    // order differs between CPUs).
+    torch::Tensor unquantized = qnn.forward(x_, t_);
+    EXPECT_TRUE(torch::equal(unquantized, fresh_unet()->forward(x_, t_)));
+    EXPECT_LE((unquantized - eps_fp_).abs().max().item<double>(), acc.weight_only_abs);
 
     for (const auto& step : v["call_sequence"]) {
       const std::string s = step;
