@@ -26,7 +26,8 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       "coalesce(c.sampler, ''), coalesce(c.model, ''), c.w_bits, c.a_bits, c.steps, c.samples, s.params, "
       "s.size_mb, s.flops, m.name, m.value, m.std, m.noise, m.n, coalesce(m.dataset, ''), "
       "coalesce(m.feature_network, ''), coalesce(m.weights_sha256, ''), coalesce(m.mode, ''), "
-      "coalesce(m.compat, ''), coalesce(rs.sha256, '') FROM runs r LEFT JOIN run_configs c ON c.run_id = "
+      "coalesce(m.compat, ''), coalesce(rs.sha256, ''), coalesce(s.counting, '') FROM runs r LEFT JOIN "
+      "run_configs c ON c.run_id = "
       "r.id "
       "LEFT JOIN model_sizes s ON s.run_id = r.id LEFT JOIN metrics m ON m.run_id = r.id AND m.item IS NULL "
       "LEFT JOIN reference_sets rs ON rs.id = m.reference_set_id WHERE r.status = 'finished' ORDER BY r.id, "
@@ -53,6 +54,7 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       r.w_bits = opt_i(7), r.a_bits = opt_i(8), r.steps = opt_i(9), r.samples = opt_i(10),
       r.params = opt_i(11);
       r.size_mb = opt_d(12), r.flops = opt_d(13);
+      r.size_counting = q.text(25);
       r.dataset = dataset;
       it = by_run_dataset.emplace(key, r).first;
       order.push_back(key);

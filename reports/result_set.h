@@ -28,6 +28,7 @@ struct RunResult {
   std::string method, sampler, model;
   std::optional<int64_t> w_bits, a_bits, steps, samples, params;
   std::optional<double> size_mb, flops;
+  std::string size_counting;                   // how size_mb was counted ("" when not recorded)
   std::map<std::string, MetricValue> metrics;  // by metric name ("fid", "psnr", ...), one dataset
   std::string dataset;                         // of the metrics ("" when not recorded)
 };

@@ -225,6 +225,33 @@ void mark_incomparable(Table& t, const std::vector<const RunResult*>& runs) {
   }
 }
 
+// Sizes are comparable only when counted the same way (which weights at which bits, scales or not):
+// the convention of the column is stated under the table, and cells counted otherwise are marked.
+void note_size_counting(Table& t, const std::vector<const RunResult*>& runs) {
+  for (size_t c = 0; c < t.columns.size(); ++c) {
+    if (t.columns[c].metric != "size_mb") continue;
+    std::map<std::string, int> counts;
+    for (const RunResult* r : runs)
+      if (r && r->size_mb) ++counts[r->size_counting];
+    if (counts.empty() || (counts.size() == 1 && counts.begin()->first.empty())) continue;
+    std::string majority;
+    int best = -1;
+    for (const auto& [k, n] : counts)
+      if (n > best) best = n, majority = k;
+    t.notes.push_back(t.columns[c].header + ": " + (majority.empty() ? "counting not recorded" : majority));
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (!runs[i] || !runs[i]->size_mb || runs[i]->size_counting == majority) continue;
+      const std::string& own = runs[i]->size_counting;
+      const std::string note = t.rows[i].keys.back() + " (run " + std::to_string(runs[i]->id) +
+                               "): size counted as " + (own.empty() ? "(not recorded)" : own) +
+                               " instead of " + (majority.empty() ? "(not recorded)" : majority);
+      auto it = std::find(t.footnotes.begin(), t.footnotes.end(), note);
+      if (it == t.footnotes.end()) it = t.footnotes.insert(t.footnotes.end(), note);
+      t.rows[i].cells[c].mark = static_cast<int>(it - t.footnotes.begin()) + 1;
+    }
+  }
+}
+
 void mark_best(Table& t) {
   for (size_t c = 0; c < t.columns.size(); ++c) {
     if (t.columns[c].better == 0) continue;
@@ -268,6 +295,7 @@ std::vector<Table> build_tables(const std::vector<RunResult>& results, const Tab
       runs.push_back(found);
     }
     mark_incomparable(t, runs);
+    note_size_counting(t, runs);
     mark_best(t);
     if (o.with_paper) {
       for (size_t i = 0; i < t.rows.size(); ++i) {

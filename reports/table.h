@@ -43,6 +43,7 @@ struct Table {
   std::vector<Column> columns;
   std::vector<Row> rows;
   std::vector<std::string> footnotes;  // footnotes[k-1] explains mark k
+  std::vector<std::string> notes;      // unmarked lines under the table (e.g. how sizes were counted)
 };
 
 struct TableOptions {

@@ -108,6 +108,10 @@ std::string render_md(const std::vector<Table>& tables) {
       for (size_t i = 0; i < t.footnotes.size(); ++i)
         out += mark_symbol(static_cast<int>(i + 1)) + " " + t.footnotes[i] + "\n";
     }
+    if (!t.notes.empty()) {
+      out += "\n";
+      for (const auto& n : t.notes) out += n + "\n";
+    }
     out += "\n";
   }
   return out;
@@ -143,6 +147,7 @@ std::string render_latex(const std::vector<Table>& tables) {
     for (size_t i = 0; i < t.footnotes.size(); ++i)
       out += "{\\footnotesize " + latex_mark(static_cast<int>(i + 1)) + " " + latex_escape(t.footnotes[i]) +
              "\\par}\n";
+    for (const auto& n : t.notes) out += "{\\footnotesize " + latex_escape(n) + "\\par}\n";
     out += "\n";
   }
   return out;
@@ -178,6 +183,7 @@ std::string render_csv(const std::vector<Table>& tables) {
         if (cell.mark && notes.find(t.footnotes[cell.mark - 1]) == std::string::npos)
           notes += (notes.empty() ? "" : "; ") + t.footnotes[cell.mark - 1];
       }
+      for (const auto& n : t.notes) notes += (notes.empty() ? "" : "; ") + n;  // CSV rows stand alone
       out += line + "," + csv_field(notes) + "\n";
     }
   }
@@ -214,6 +220,7 @@ std::string render_html(const std::vector<Table>& tables) {
         out += "<li>" + mark_symbol(static_cast<int>(i + 1)) + " " + html_escape(t.footnotes[i]) + "</li>\n";
       out += "</ul>\n";
     }
+    for (const auto& n : t.notes) out += "<p class=\"footnotes\">" + html_escape(n) + "</p>\n";
   }
   return out;
 }
@@ -244,6 +251,7 @@ std::string render_json(const std::vector<Table>& tables) {
     }
     jt["rows"] = rows;
     jt["footnotes"] = t.footnotes;
+    if (!t.notes.empty()) jt["notes"] = t.notes;
     a.push_back(jt);
   }
   return a.dump(2) + "\n";

@@ -32,6 +32,7 @@ class BaselineMethod : public QuantMethod {
     add_trajectory_settings(s, 64, 100, "quad", 0.0, 1234);
     s["cali_n"] = 64;
     s["cali_st"] = 20;
+    s["first_last"] = "same";  // per-layer override of conv_in / conv_out: same, 8 or fp
     s["act_init_batch"] = 64;
     return s;
   }
@@ -52,6 +53,7 @@ class BaselineMethod : public QuantMethod {
     }
     QuantPlan p = qdiffusion_plan(ctx.unet, w, a, 8, /*split_shortcut=*/false);
     p.attention.reset();  // matrix products stay float
+    apply_first_last(p, ctx.unet, ctx.settings.at("first_last").get<std::string>());
     return p;
   }
 

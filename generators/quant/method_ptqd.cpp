@@ -180,8 +180,12 @@ class PtqdMethod : public QuantMethod {
     for (ReconUnit& u : units) {
       if (ro.iters <= 0 || (u.kind == ReconUnit::Kind::kLayer && skip.count(u.name))) continue;
       ReconReport r = reconstruct(q, u, calib, ro);
-      wrec.push_back(
-          {{"unit", r.unit}, {"nearest", r.loss_before}, {"adaround", r.loss_after}, {"s", r.seconds}});
+      wrec.push_back({{"unit", r.unit},
+                      {"nearest", r.loss_before},
+                      {"adaround", r.loss_after},
+                      {"s", r.seconds},
+                      {"cache_s", r.cache_seconds},
+                      {"iter_s", r.iter_seconds}});
       ctx.log(fmt::format("weights {}: output error {:.4g} (nearest) -> {:.4g} (AdaRound)", r.unit,
                           r.loss_before, r.loss_after));
     }
@@ -203,8 +207,12 @@ class PtqdMethod : public QuantMethod {
       for (ReconUnit& u : units) {
         if (ro.iters <= 0 || (u.kind == ReconUnit::Kind::kLayer && skip.count(u.name))) continue;
         ReconReport r = reconstruct(q, u, calib, ro);
-        arec.push_back(
-            {{"unit", r.unit}, {"initial", r.loss_before}, {"learned", r.loss_after}, {"s", r.seconds}});
+        arec.push_back({{"unit", r.unit},
+                        {"initial", r.loss_before},
+                        {"learned", r.loss_after},
+                        {"s", r.seconds},
+                        {"cache_s", r.cache_seconds},
+                        {"iter_s", r.iter_seconds}});
       }
       report["activation_reconstruction"] = arec;
     }

@@ -36,6 +36,7 @@ class QDiffusionMethod : public QuantMethod {
     add_trajectory_settings(s, 256, 100, "quad", 0.0, 1234);
     s["cali_n"] = 256;
     s["cali_st"] = 20;
+    s["first_last"] = "same";  // per-layer override of conv_in / conv_out: same, 8 or fp
     s["weight_scale_method"] = "max";
     s["weight_init_batch"] = 8;
     s["iters_w"] = 20000;
@@ -73,7 +74,9 @@ class QDiffusionMethod : public QuantMethod {
       q.leaf_param = true;
       a = q;
     }
-    return qdiffusion_plan(ctx.unet, w, a, s.at("sm_abit").get<int>(), s.at("split").get<bool>());
+    QuantPlan p = qdiffusion_plan(ctx.unet, w, a, s.at("sm_abit").get<int>(), s.at("split").get<bool>());
+    apply_first_last(p, ctx.unet, s.at("first_last").get<std::string>());
+    return p;
   }
 
   std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const override {
@@ -114,8 +117,12 @@ class QDiffusionMethod : public QuantMethod {
     if (ro.iters > 0) {
       for (ReconUnit& u : units) {
         ReconReport r = reconstruct(q, u, calib, ro);
-        wrec.push_back(
-            {{"unit", r.unit}, {"nearest", r.loss_before}, {"adaround", r.loss_after}, {"s", r.seconds}});
+        wrec.push_back({{"unit", r.unit},
+                        {"nearest", r.loss_before},
+                        {"adaround", r.loss_after},
+                        {"s", r.seconds},
+                        {"cache_s", r.cache_seconds},
+                        {"iter_s", r.iter_seconds}});
         ctx.log(fmt::format("weights {}: output error {:.4g} (nearest) -> {:.4g} (AdaRound) in {:.1f} s",
                             r.unit, r.loss_before, r.loss_after, r.seconds));
       }
@@ -153,8 +160,12 @@ class QDiffusionMethod : public QuantMethod {
       nlohmann::ordered_json arec = nlohmann::ordered_json::array();
       for (ReconUnit& u : units) {
         ReconReport r = reconstruct(q, u, calib, ro);
-        arec.push_back(
-            {{"unit", r.unit}, {"initial", r.loss_before}, {"learned", r.loss_after}, {"s", r.seconds}});
+        arec.push_back({{"unit", r.unit},
+                        {"initial", r.loss_before},
+                        {"learned", r.loss_after},
+                        {"s", r.seconds},
+                        {"cache_s", r.cache_seconds},
+                        {"iter_s", r.iter_seconds}});
         ctx.log(
             fmt::format("activations {}: output error {:.4g} (initial steps) -> {:.4g} (learned) in {:.1f} s",
                         r.unit, r.loss_before, r.loss_after, r.seconds));

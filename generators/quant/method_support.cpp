@@ -32,6 +32,24 @@ Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp) {
                              ctx.run.device);
 }
 
+void apply_first_last(QuantPlan& plan, const DdimUNet& unet, const std::string& mode) {
+  DMEVAL_CHECK(mode == "same" || mode == "8" || mode == "fp", "first_last = '{}' must be same, 8 or fp",
+               mode);
+  if (mode == "same") return;
+  const auto layers = list_layers(*unet);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].role != LayerRole::kFirstConv && layers[i].role != LayerRole::kLastConv) continue;
+    LayerQuantSpec& l = plan.layers[i];
+    if (mode == "fp") {
+      l.weight.reset();
+      l.act.reset();
+    } else {
+      if (l.weight) l.weight->bits = 8;
+      if (l.act) l.act->bits = 8;
+    }
+  }
+}
+
 UNetQuantizedModel::UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run)
     : unet_(std::move(unet)), run_(run) {
   auto handles = layer_handles(*unet_);
@@ -43,6 +61,15 @@ UNetQuantizedModel::UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOpt
 double UNetQuantizedModel::weight_bits(const LayerInfo& layer) const {
   auto it = bits_.find(layer.name);
   return it == bits_.end() ? 32.0 : it->second;
+}
+
+double UNetQuantizedModel::scale_bytes() const {
+  double b = 0;
+  for (auto& n : qunet_->quantizers()) {
+    const torch::Tensor& d = n.uniform ? n.uniform->delta() : n.adaround->delta();
+    if (d.defined()) b += 8.0 * static_cast<double>(d.numel());
+  }
+  return b;
 }
 
 void UNetQuantizedModel::build_structure() {

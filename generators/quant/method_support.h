@@ -17,12 +17,17 @@ void add_trajectory_settings(nlohmann::ordered_json& s, int64_t images, int64_t 
                              const std::string& skip, double eta, int64_t seed);
 Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp);
 
+// Per-layer override of the first and last convolution: "same" (as every layer), "8" (weights and
+// inputs at 8 bits) or "fp" (left in float32). Throws for other values.
+void apply_first_last(QuantPlan& plan, const DdimUNet& unet, const std::string& mode);
+
 class UNetQuantizedModel : public QuantizedModel {
  public:
   UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run);
   EpsModel eps() override { return make_unet_eps(unet_, run_); }
   std::vector<std::pair<std::string, torch::Tensor>> state() override { return qunet_->quantizer_state(); }
   double weight_bits(const LayerInfo& layer) const override;
+  double scale_bytes() const override;  // every quantizer's Δ and z in float32
   QuantizedUNet& qunet() { return *qunet_; }
   nlohmann::ordered_json& mutable_report() { return report_; }
   // Creates the lazily made structure (split quantizers) with one unquantized forward.

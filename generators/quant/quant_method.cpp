@@ -44,6 +44,9 @@ const std::vector<std::unique_ptr<QuantMethod>>& registry() {
     m.push_back(make_qdiffusion_method());
     m.push_back(make_ptq4dm_method());
     m.push_back(make_ptqd_method());
+    m.push_back(make_tinydm_method());
+    m.push_back(make_tinydm_b1_method());
+    m.push_back(make_tinydm_attn_method());
     return m;
   }();
   return kMethods;

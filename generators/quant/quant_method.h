@@ -55,6 +55,9 @@ class QuantizedModel {
   virtual double weight_bits(const LayerInfo& layer) const = 0;
   // PTQD-style correction of the sampler's injected noise (empty for most methods).
   virtual QuantNoiseStd quant_noise_std() { return {}; }
+  // Bytes of the float32 quantizer parameters inference needs beyond the weights (steps, zero points,
+  // ranges); negative when the method does not say.
+  virtual double scale_bytes() const { return -1; }
   // Facts about the calibration for the record (losses, times, counts).
   virtual nlohmann::ordered_json report() const { return report_; }
 
@@ -84,6 +87,9 @@ std::unique_ptr<QuantMethod> make_baseline_method();
 std::unique_ptr<QuantMethod> make_qdiffusion_method();
 std::unique_ptr<QuantMethod> make_ptq4dm_method();
 std::unique_ptr<QuantMethod> make_ptqd_method();
+std::unique_ptr<QuantMethod> make_tinydm_method();
+std::unique_ptr<QuantMethod> make_tinydm_b1_method();
+std::unique_ptr<QuantMethod> make_tinydm_attn_method();
 
 // Merges user overrides ("key=value", numbers and booleans parsed) into a method's defaults; unknown
 // keys are errors naming the method's keys.

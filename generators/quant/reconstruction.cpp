@@ -148,6 +148,7 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
     set_unit_state(unit, true, o.act_quant);
   }
 
+  report.cache_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // The unit's error over the whole cache, in batches.
   auto full_loss = [&]() {
     torch::NoGradGuard no_grad;
@@ -224,6 +225,7 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
   loss_fn.p = o.p;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   const int64_t n = out_cache.rows();
+  const auto t_iter = std::chrono::steady_clock::now();
   torch::AutoGradMode grad(true);
   for (int64_t i = 0; i < o.iters; ++i) {
     torch::Tensor idx = torch::randperm(n, gen, torch::kLong).slice(0, 0, o.batch_size);
@@ -257,6 +259,7 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
     report.last_rec_loss = r;
   }
   report.iters = o.iters;
+  report.iter_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_iter).count();
   for (AdaRoundQuantizer* a : all_ada) a->soft = false;
   // Learned steps stay leaves without grad afterwards.
   for (auto& p : params) p.set_requires_grad(false);

@@ -51,7 +51,8 @@ struct ReconOptions {
 struct ReconReport {
   std::string unit;
   int64_t iters = 0, params = 0;
-  double first_rec_loss = 0, last_rec_loss = 0, seconds = 0;  // training minibatch losses
+  double first_rec_loss = 0, last_rec_loss = 0;             // training minibatch losses
+  double seconds = 0, cache_seconds = 0, iter_seconds = 0;  // total, caching, the optimisation loop
   // The unit's output error (lp_loss against the FP output over every cached sample) with the
   // quantizers as they were before (nearest rounding / initial steps) and after (hard AdaRound /
   // learned steps).

@@ -16,6 +16,7 @@
 #include "harness/cli/commands.h"
 #include "harness/cli/db_cli.h"
 #include "harness/cli/model_cli.h"
+#include "harness/cli/quant_cli.h"
 #include "harness/sampling/timing.h"
 
 namespace dmeval::cli {
@@ -44,6 +45,7 @@ std::vector<int64_t> parse_list(const std::string& s, const char* what) {
 void add_bench_command(CLI::App& app) {
   struct Opts {
     ModelOptions model;
+    QuantOptions quant;
     SamplerSpec sampler;
     DbOptions db;
     std::string batches = "1,64", device = "cpu";
@@ -56,6 +58,7 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   auto* cmd = bench->add_subcommand("latency", "UNet step and per-image sampling latency at batch sizes");
   add_model_options(cmd, o->model);
+  add_quant_options(cmd, o->quant);
   cmd->add_option("--batch", o->batches, "batch sizes, comma-separated")->capture_default_str();
   cmd->add_option("--sampler", o->sampler.sampler, "ddim or ddpm")->check(CLI::IsMember({"ddim", "ddpm"}));
   cmd->add_option("--skip-type", o->sampler.skip_type, "uniform or quad")
@@ -104,6 +107,20 @@ void add_bench_command(CLI::App& app) {
                   dmeval::describe(m.config).c_str(), static_cast<long long>(counts.total),
                   out["fp32_mb"].get<double>(), out["gmacs_per_step"].get<double>(),
                   out["device"].get<std::string>().c_str(), rt.intra_op_threads);
+    // A quantized model (fake quantization) when --method is given; calibrations come from the store.
+    std::optional<QuantizedSetup> quant;
+    QuantNoiseStd quant_noise;
+    if (o->quant.method != "fp" || !o->quant.calibration.empty()) {
+      UNetRunOptions qro;
+      qro.device = device;
+      quant = prepare_quantized(
+          m, o->quant, qro,
+          [o](const std::string& l) {
+            if (!o->json) std::fprintf(stderr, "%s\n", l.c_str());
+          },
+          &o->sampler);
+      out["quantization"] = quant->describe();
+    }
     for (int64_t b : batches) {
       UNetRunOptions ro;
       ro.device = device;
@@ -124,7 +141,8 @@ void add_bench_command(CLI::App& app) {
       std::string e2e_text;
       if (!o->no_e2e) {
         DiffusionImageProducer producer(eps, schedule, o->sampler, make_noise_source("per-image", o->seed),
-                                        {ch, res, res}, device, false);
+                                        {ch, res, res}, device, false,
+                                        quant ? quant->model->quant_noise_std() : QuantNoiseStd{});
         TimingStats e2e =
             time_repeated([&] { producer.produce(0, b); }, o->warmup > 0 ? 1 : 0, o->e2e_repeats, device);
         const double per_image = e2e.median_ms / static_cast<double>(b);
@@ -155,7 +173,11 @@ void add_bench_command(CLI::App& app) {
       if (!m.weights.sha256.empty()) rc.checkpoint_sha256 = m.weights.sha256;
       rc.sampler = describe(o->sampler);
       rc.steps = static_cast<int64_t>(seq.size());
-      rc.method = o->db.method.empty() ? std::string("fp") : o->db.method;
+      rc.method = quant ? quant->record.method : std::string("fp");
+      if (quant) {
+        rc.w_bits = quant->record.bits.weight;
+        rc.a_bits = quant->record.bits.act;
+      }
       rc.extra_json = out.dump();
       recorder->db().set_config(recorder->run(), rc);
       db::ModelSize ms;

@@ -87,14 +87,9 @@ void add_quantize_command(CLI::App& app) {
         "overhead; "
         "MB = 1e6 bytes";
     j["fp32_mb"] = model_size_bytes(counts, 32, SizeConvention::kAllParamsAtBits) / 1e6;
-    if (unet_model) {  // plus every quantizer's Δ and z in float32
-      double scales = 0;
-      for (auto& n : unet_model->qunet().quantizers()) {
-        const torch::Tensor& d = n.uniform ? n.uniform->delta() : n.adaround->delta();
-        if (d.defined()) scales += 8.0 * static_cast<double>(d.numel());
-      }
+    // plus the quantizer parameters inference needs (Δ/z, TinyDM's weight and activation ranges)
+    if (const double scales = q.model->scale_bytes(); scales >= 0)
       j["size_mb_with_scales"] = (bytes + scales) / 1e6;
-    }
     if (o->eval_images > 0) {
       SamplerSpec spec;
       const auto& st = q.record.settings;

@@ -44,9 +44,9 @@ void add_db_options(CLI::App* cmd, DbOptions& o, bool step_and_bit_labels) {
   cmd->add_option("--db", o.db,
                   "record the results in this SQLite file (default with --tag: $DMEVAL_DB or ./dmeval.db)");
   cmd->add_option("--tag", o.tag, "record the results under this tag (for reports and regressions)");
+  if (!step_and_bit_labels) return;  // the command knows them itself
   cmd->add_option("--method", o.method,
                   "method label recorded with the results (e.g. tinydm, q-diffusion, fp)");
-  if (!step_and_bit_labels) return;  // the command knows them itself
   cmd->add_option("--bits", o.bits,
                   "bit-widths recorded with the results, W/A (e.g. 4/8; 32/32 = full precision)");
   cmd->add_option("--steps", o.steps, "sampling steps recorded with the results")->check(CLI::PositiveNumber);

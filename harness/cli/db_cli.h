@@ -24,7 +24,7 @@ struct DbOptions {
   bool wanted() const { return !db.empty() || !tag.empty(); }
 };
 
-// --db, --tag, --method; and the --bits / --steps labels for commands that score images made elsewhere.
+// --db, --tag; and the --method / --bits / --steps labels for commands that score images made elsewhere.
 void add_db_options(CLI::App* cmd, DbOptions& o, bool step_and_bit_labels = true);
 
 // An existing results database for the reading commands (db, report): `path`, else $DMEVAL_DB, else

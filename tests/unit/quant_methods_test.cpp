@@ -93,6 +93,27 @@ TEST(QuantMethods, BitWidthsAndSettings) {
             5);
 }
 
+// first_last: the stem and head convolutions follow the other layers, stay at 8 bits, or stay float.
+TEST(QuantMethods, FirstAndLastLayerOverride) {
+  Fixture f;
+  std::vector<LayerInfo> layers = list_layers(*f.fp);
+  for (const std::string mode : {"same", "8", "fp"}) {
+    SCOPED_TRACE(mode);
+    QuantContext ctx = f.context("baseline", "4/8", with(kSmall, {"act_init_batch=8", "first_last=" + mode}));
+    auto q = quant_method("baseline").calibrate(ctx);
+    const double expected_edge = mode == "same" ? 4 : mode == "8" ? 8 : 32;
+    int edges = 0;
+    for (const LayerInfo& l : layers) {
+      const bool edge = l.role == LayerRole::kFirstConv || l.role == LayerRole::kLastConv;
+      edges += edge;
+      EXPECT_EQ(q->weight_bits(l), edge ? expected_edge : 4.0) << l.name;
+    }
+    EXPECT_EQ(edges, 2);
+  }
+  QuantContext bad = f.context("baseline", "4/8", with(kSmall, {"first_last=16"}));
+  EXPECT_THROW(quant_method("baseline").calibrate(bad), Error);
+}
+
 TEST(QuantMethods, ErrorsOrderedByBitsAndCalibrationReloads) {
   Fixture f;
   test::TempDir dir;

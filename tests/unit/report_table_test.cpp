@@ -160,6 +160,42 @@ TEST(ReportTables, MarksIncomparableCellsAndLeavesEmptyCellsEmpty) {
     for (const auto& c : row.cells) EXPECT_FALSE(c.mark && c.best);
 }
 
+// Size (MB) is only comparable under one counting convention: it is stated under the table, and
+// a size counted otherwise is marked with both conventions named.
+TEST(ReportTables, SizeCountingIsStatedAndMismatchesMarked) {
+  TempDir d;
+  db::ResultsDb r = db::ResultsDb::open(d.file("sizes.db"));
+  auto add = [&](const char* method, int64_t w, double size, const char* counting) {
+    db::RunInfo info;
+    info.command_line = "fixture";
+    int64_t run = r.begin_run(info);
+    db::RunConfig c;
+    c.method = method, c.w_bits = w, c.a_bits = 8, c.steps = 100;
+    r.set_config(run, c);
+    db::ModelSize m;
+    m.size_mb = size, m.counting = counting;
+    r.set_model_size(run, m);
+    r.end_run(run, "finished");
+  };
+  add("baseline", 4, 18.1, "conv/linear weights at b bits, rest fp32");
+  add("qdiffusion", 4, 18.1, "conv/linear weights at b bits, rest fp32");
+  add("ptqd", 4, 18.9, "conv/linear weights at b bits, rest fp32, with scales");
+  auto t = build_tables(load_results(r.connection(), {}), {}).at(0);
+  ASSERT_EQ(t.notes.size(), 1u);
+  EXPECT_EQ(t.notes[0], "Size (MB): conv/linear weights at b bits, rest fp32");
+  ASSERT_EQ(t.footnotes.size(), 1u);
+  EXPECT_NE(
+      t.footnotes[0].find("size counted as conv/linear weights at b bits, rest fp32, with scales instead of "
+                          "conv/linear weights at b bits, rest fp32"),
+      std::string::npos)
+      << t.footnotes[0];
+  int marked = 0;
+  for (const auto& row : t.rows) marked += row.cells.at(0).mark != 0;
+  EXPECT_EQ(marked, 1);
+  for (const auto& format : table_format_names())
+    EXPECT_NE(render_tables({t}, format).find("Size (MB): conv/linear"), std::string::npos) << format;
+}
+
 TEST(ReportTables, WithPaperValues) {
   TempDir d;
   db::ResultsDb r = db::ResultsDb::open(fixture(d));

@@ -1,0 +1,38 @@
+// TinyDM's calibration pieces that the golden tests drive directly (the methods themselves are in
+// the registry as `tinydm`, `tinydm-b1`, `tinydm-attn`; spec tinydm.md §5-6).
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <vector>
+
+#include "generators/quant/quant_method.h"
+#include "generators/quant/tinydm_quantizer.h"
+
+namespace dmeval {
+
+// Entropy score of every step index (spec 6.2): Σ_l H_l(j) / C_l − sample_weight · count(j), with
+// H_l(j) the mean over groups of −Σ_c p log p of layer l's assignment at step j.
+torch::Tensor tinydm_step_scores(const std::vector<const TinyDMActQuantizer*>& layers,
+                                 const torch::Tensor& count, double sample_weight);
+// The pick among step indices window_start .. S−1: the maximum score, ties to the largest index.
+int64_t tinydm_select_step(const torch::Tensor& scores, int64_t window_start);
+
+// Everything a calibration run computed, per round (golden comparisons, reports).
+struct TinyDMTrace {
+  std::vector<torch::Tensor> x_T, scores, calib_sets, loss_mse, loss_entropy, groups_range, init_range;
+  std::vector<int64_t> picks;
+  std::vector<torch::Tensor> loss_noise;          // every calibration step's e, all rounds in order
+  std::vector<std::vector<torch::Tensor>> alpha;  // per round, per quantized layer (module order)
+};
+
+// Calibrates `tinydm` (attention = false) or `tinydm-attn` on ctx (settings as the method's), recording
+// intermediates into `trace` when given.
+std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attention, TinyDMTrace* trace);
+
+// Names of the layers TinyDM quantizes in a UNet (module order): the ResnetBlock 3x3 convolutions,
+// plus the attention 1x1 convolutions with `attention`.
+std::vector<std::string> tinydm_layer_names(const DdimUNet& unet, bool attention);
+
+}  // namespace dmeval
