@@ -465,6 +465,32 @@ std::vector<std::string> tinydm_layer_names(const DdimUNet& unet, bool attention
   return names;
 }
 
+TinyDMSize tinydm_size(const DdimUNet& unet, int64_t steps, int weight_bits, bool attention) {
+  TinyDMSize z;
+  int64_t all = 0;
+  for (const auto& p : unet->parameters()) all += p.numel();
+  for (const LayerInfo& l : list_layers(*unet)) {
+    const bool attn = attention && l.role == LayerRole::kAttention1x1;
+    if (l.role != LayerRole::kResblockConv && !attn) continue;
+    int64_t numel = 1;
+    for (int64_t d : l.weight_shape) numel *= d;
+    const bool key = attn && l.name.size() > 2 && l.name.substr(l.name.size() - 2) == ".k";
+    const int bits = key ? std::max(4, weight_bits - 2) : weight_bits;
+    ++z.layers;
+    z.quantized_weight_numel += numel;
+    z.sum_in_channels += l.weight_shape.at(1);
+    z.sum_out_channels += l.weight_shape.at(0);
+    z.quantized_weight_bytes += static_cast<double>(numel) * bits / 8.0;
+  }
+  z.unquantized_fp32_bytes = 4.0 * static_cast<double>(all - z.quantized_weight_numel);
+  z.weight_range_bytes = 8.0 * static_cast<double>(z.sum_out_channels);
+  z.alpha_numel = steps * kTinyDMGroups * z.sum_in_channels;
+  z.groups_range_numel = z.layers * steps * kTinyDMGroups * 2;
+  z.collapsed_ranges_bytes = 8.0 * static_cast<double>(steps * z.sum_in_channels);
+  z.state_as_trained_bytes = 4.0 * static_cast<double>(z.alpha_numel + z.groups_range_numel);
+  return z;
+}
+
 std::unique_ptr<QuantMethod> make_tinydm_method() {
   return std::make_unique<TinyDMMethod>("tinydm", 16, false);
 }

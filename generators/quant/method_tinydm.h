@@ -35,4 +35,19 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
 // plus the attention 1x1 convolutions with `attention`.
 std::vector<std::string> tinydm_layer_names(const DdimUNet& unet, bool attention);
 
+// Model size under the conventions of spec D8 (bytes): the quantized weights at their bits, every
+// other parameter float32, the weight ranges (min, max per output channel), the frozen activation
+// ranges (lo, hi per step and input channel) or the activation state as trained (logits and group
+// ranges), all float32.
+struct TinyDMSize {
+  int64_t layers = 0, quantized_weight_numel = 0, sum_in_channels = 0, sum_out_channels = 0;
+  int64_t alpha_numel = 0, groups_range_numel = 0;
+  double quantized_weight_bytes = 0, unquantized_fp32_bytes = 0, weight_range_bytes = 0;
+  double collapsed_ranges_bytes = 0, state_as_trained_bytes = 0;
+  double total_without_activation_state() const {
+    return quantized_weight_bytes + unquantized_fp32_bytes + weight_range_bytes;
+  }
+};
+TinyDMSize tinydm_size(const DdimUNet& unet, int64_t steps, int weight_bits, bool attention);
+
 }  // namespace dmeval

@@ -47,7 +47,7 @@ TinyDMWeightRange tinydm_weight_range(const torch::Tensor& weight) {
 }
 
 torch::Tensor tinydm_quantize_weight(const torch::Tensor& weight, const TinyDMWeightRange& range, int bits,
-                                     TinyDMWeightGrid grid, torch::Tensor* codes) {
+                                     TinyDMWeightGrid grid, TinyDMWeightParts* parts) {
   torch::NoGradGuard no_grad;
   const double top = std::pow(2.0, bits - 1) - 1.0;
   torch::Tensor step = range.max / top;
@@ -62,7 +62,7 @@ torch::Tensor tinydm_quantize_weight(const torch::Tensor& weight, const TinyDMWe
   torch::Tensor code = (c / step).round();
   if (grid == TinyDMWeightGrid::kClamped)
     code = code.clamp(-std::pow(2.0, bits - 1), std::pow(2.0, bits - 1) - 1);
-  if (codes) *codes = code.transpose(0, -1);
+  if (parts) *parts = {c.transpose(0, -1), code.transpose(0, -1), step};
   return (code * step).transpose(0, -1);
 }
 

@@ -37,10 +37,14 @@ struct TinyDMWeightRange {
   torch::Tensor min, max;  // (C_out,) float32: min(0, min W_c), max(0, max W_c)
 };
 TinyDMWeightRange tinydm_weight_range(const torch::Tensor& weight);
-// The fake-quantized weight (spec 3, literal clamp formula). `codes` receives round(clamped / step).
+// The fake-quantized weight (spec 3, literal clamp formula). `codes` receives round(clamped / step),
+// `clamped` the clamp formula's result, `step` the per-channel step.
+struct TinyDMWeightParts {
+  torch::Tensor clamped, codes, step;
+};
 torch::Tensor tinydm_quantize_weight(const torch::Tensor& weight, const TinyDMWeightRange& range, int bits,
                                      TinyDMWeightGrid grid = TinyDMWeightGrid::kAsCoded,
-                                     torch::Tensor* codes = nullptr);
+                                     TinyDMWeightParts* parts = nullptr);
 
 // Per-channel asymmetric fake quantizer of spec 4.3 with range [lo, hi] ((C,) or (1,) tensors): the
 // input is viewed with the channel as the last axis, as the reference does.
