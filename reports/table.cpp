@@ -25,7 +25,10 @@ const MethodName kMethodOrder[] = {{"fp", "FP"},
                                    {"q-diffusion", "Q-Diffusion"},
                                    {"ptqd", "PTQD"},
                                    {"ptq4dm", "PTQ4DM"},
-                                   {"tinydm", "TinyDM"}};
+                                   {"tinydm", "TinyDM"},
+                                   {"tinydm-b1", "TinyDM (64×1 calibration)"},
+                                   // not a published method: labelled as dmeval's own construction
+                                   {"tinydm-attn", "TinyDM+attn (dmeval construction)"}};
 
 int method_rank(const std::string& m) {
   const std::string l = lower(m);

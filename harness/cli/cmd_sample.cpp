@@ -135,7 +135,10 @@ void add_sample_command(CLI::App& app) {
     id["model"] = m.identity();
     id["method"] = quant ? quant->record.method : "fp";
     id["bits"] = quant ? quant->record.bits.str() : "32/32";
-    if (quant) id["calibration_key"] = quant->record.key();
+    if (quant) {
+      id["calibration_key"] = quant->record.key();
+      id["calibration_settings"] = quant->record.settings;  // the method's decisions and quirk switches
+    }
     id["sampler"] = describe(o->sampler);
     id["n"] = o->n;
     id["seed"] = o->seed;

@@ -17,7 +17,12 @@
 namespace dmeval::cli {
 
 void add_quant_options(CLI::App* cmd, QuantOptions& o) {
-  cmd->add_option("--method", o.method, "quantization method: fp, baseline, qdiffusion")
+  std::string names;
+  for (const auto& n : quant_method_names()) names += (names.empty() ? "" : ", ") + n;
+  cmd->add_option("--method", o.method,
+                  "quantization method: " + names +
+                      " (tinydm-attn is dmeval's own construction, not a published method; "
+                      "--list-settings describes each)")
       ->capture_default_str();
   cmd->add_option("--bits", o.bits, "weight/activation bits W/A (e.g. 4/8; 32 = float)")
       ->capture_default_str();

@@ -99,6 +99,43 @@ TEST_F(QuantCli, StoreReuseAndQuantizedSampling) {
   EXPECT_NE(run.find(first["calibration_key"].get<std::string>()), std::string::npos) << run;
 }
 
+// TinyDM end to end through the binary: `sample --method tinydm` calibrates for the sampling sampler
+// (its step-indexed ranges), stores the frozen state and reuses it; another step count is refused;
+// `quantize` reports the sizes; the attention variant is labelled as dmeval's construction.
+TEST_F(QuantCli, TinyDMSampleStoreAndSamplerCheck) {
+  const std::string calib = " --calib window_start=4 --calib rounds=2 --calib calib_batch=2 --quiet";
+  const std::string sample = "sample" + model_ + " --steps 8 --n 3 --batch 3 --micro-batch 3";
+  RunResult r = dmeval(sample + " --method tinydm --bits 4/8" + calib + " --out " + dir_.file("t1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = dmeval(sample + " --method tinydm --bits 4/8" + calib + " --out " + dir_.file("t2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (int i = 0; i < 3; ++i) {
+    const std::string f = "/00000" + std::to_string(i) + ".png";
+    EXPECT_TRUE(bytes_of(dir_.file("t1") + f) == bytes_of(dir_.file("t2") + f)) << f;
+  }
+  const std::string run = bytes_of(dir_.file("t1/.dmeval/run.json"));
+  EXPECT_NE(run.find("\"method\": \"tinydm\""), std::string::npos) << run;
+  EXPECT_NE(run.find("weight_grid"), std::string::npos) << "the decisions are recorded: " << run;
+
+  r = dmeval("quantize" + model_ +
+                 " --method tinydm --bits 4/8 --calib traj_steps=8 --calib traj_skip=uniform" + calib +
+                 " --json -o " + dir_.file("t.safetensors"),
+             false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json q = json::parse(r.output);
+  EXPECT_EQ(q["calibration_source"].get<std::string>().rfind("store: ", 0), 0u) << q.dump();
+  EXPECT_GT(q["size_mb_with_scales"].get<double>(), q["size_mb"].get<double>());
+  EXPECT_LT(q["size_mb"].get<double>(), q["fp32_mb"].get<double>());
+  // The calibration holds ranges for 8 steps: a 10-step sampler is refused, naming the cause.
+  r = dmeval("sample" + model_ + " --steps 10 --n 3 --batch 3 --method tinydm --bits 4/8 --calibration " +
+             dir_.file("t.safetensors") + " --quiet --out " + dir_.file("t3"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("TinyDM"), std::string::npos) << r.output;
+  r = dmeval("quantize --method tinydm-attn --list-settings");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dmeval's own construction"), std::string::npos) << r.output;
+}
+
 TEST_F(QuantCli, QDiffusionCheckpointExportAndImport) {
   RunResult r = dmeval(
       "quantize" + model_ + kQdiff + " --bits 4/8 --no-store --json --export-qdiff " + dir_.file("ckpt.pt"),
