@@ -9,6 +9,18 @@
 
 namespace dmeval {
 
+// "percentile" (0.9999) or "percentile:P": P; 0 for other methods; throws for a bad P.
+static double percentile_of(const std::string& method) {
+  if (method.rfind("percentile", 0) != 0) return 0;
+  if (method == "percentile") return 0.9999;
+  DMEVAL_CHECK(method.size() > 11 && method[10] == ':', "scale method '{}': write percentile or percentile:P",
+               method);
+  char* end = nullptr;
+  const double p = std::strtod(method.c_str() + 11, &end);
+  DMEVAL_CHECK(*end == '\0' && p > 0.5 && p < 1, "scale method '{}': P must lie in (0.5, 1)", method);
+  return p;
+}
+
 const char* quant_flavor_name(QuantFlavor f) {
   switch (f) {
     case QuantFlavor::kQDiffusion: return "qdiff";
@@ -71,8 +83,10 @@ UniformQuantizer::UniformQuantizer(UniformQuantizerSpec spec) : spec_(std::move(
     delta_ = torch::tensor(1.0f);
     zero_point_ = torch::tensor(0.0f);
   } else {
-    DMEVAL_CHECK(spec_.scale_method == "mse" || spec_.scale_method.find("max") != std::string::npos,
-                 "unknown scale method '{}': max, max_scale or mse", spec_.scale_method);
+    DMEVAL_CHECK(spec_.scale_method == "mse" || spec_.scale_method.find("max") != std::string::npos ||
+                     percentile_of(spec_.scale_method) > 0,
+                 "unknown scale method '{}': max, max_scale, mse or percentile[:p] (0.5 < p < 1)",
+                 spec_.scale_method);
   }
 }
 
@@ -146,8 +160,22 @@ std::pair<torch::Tensor, torch::Tensor> UniformQuantizer::init_per_tensor(const 
     x_max_ = x.max();
   }
   if (spec_.scale_method == "mse") return init_mse(x);
-  // 'max' family, in float64 from the float32 extrema (Python floats in the references).
-  const double raw_min = x.min().item<double>(), raw_max = x.max().item<double>();
+  // 'max' family, in float64 from the float32 extrema (Python floats in the references); 'percentile'
+  // replaces the extrema by order statistics (ZeroQ's find_scale_by_percentile: element
+  // int(n * p) of the sorted values for the top, int(n * (1 - p)) for the bottom), clipping outliers.
+  double raw_min = 0, raw_max = 0;
+  if (const double p = percentile_of(spec_.scale_method); p > 0) {
+    torch::Tensor flat = x.flatten();
+    const int64_t n = flat.numel();
+    auto kth = [&](int64_t index) {
+      index = std::min(std::max<int64_t>(index, 0), n - 1);
+      return std::get<0>(torch::kthvalue(flat, index + 1)).item<double>();
+    };
+    raw_max = kth(static_cast<int64_t>(static_cast<double>(n) * p));
+    raw_min = kth(static_cast<int64_t>(static_cast<double>(n) * (1 - p)));
+  } else {
+    raw_min = x.min().item<double>(), raw_max = x.max().item<double>();
+  }
   double x_min = std::min(raw_min, 0.0), x_max = std::max(raw_max, 0.0);
   if (spec_.scale_method.find("scale") != std::string::npos) {
     x_min = x_min * static_cast<double>(spec_.bits + 2) / 8.0;

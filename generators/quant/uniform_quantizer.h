@@ -28,10 +28,11 @@ struct UniformQuantizerSpec {
   QuantFlavor flavor = QuantFlavor::kQDiffusion;
   int bits = 8;
   bool symmetric = false;
-  bool channel_wise = false;         // per slice of dim 0 (output channels of a weight)
-  std::string scale_method = "max";  // max, max_scale, mse (qdrop: ignored, always its search)
-  bool leaf_param = false;           // activation quantizer: Δ learnable (qdiff/brecq), EMA range (qdrop)
-  bool always_zero = false;          // qdiff: z = 0 (softmax outputs)
+  bool channel_wise = false;  // per slice of dim 0 (output channels of a weight)
+  // max, max_scale, mse, percentile[:p] (default p 0.9999) (qdrop: ignored, always its search)
+  std::string scale_method = "max";
+  bool leaf_param = false;   // activation quantizer: Δ learnable (qdiff/brecq), EMA range (qdrop)
+  bool always_zero = false;  // qdiff: z = 0 (softmax outputs)
   std::string describe() const;
 };
 

@@ -78,6 +78,7 @@ void add_quantize_command(CLI::App& app) {
     nlohmann::ordered_json j = q.describe();
     j["model"] = m.describe();
     if (!o->out.empty()) j["written"] = o->out;
+    if (const auto rep = q.model->report(); !rep.empty()) j["report"] = rep;  // the method's own facts
     // Size: Conv/Linear weights at the method's bits, everything else float32 (the default convention).
     const double bytes = model_size_bytes(*fp, [&](const LayerInfo& l) { return q.model->weight_bits(l); });
     const ParameterCounts counts = count_parameters(*fp);

@@ -14,6 +14,7 @@
 #include "generators/quant/quant_method.h"
 #include "generators/quant/reconstruction.h"
 #include "generators/quant/tensor_cache.h"
+#include "generators/quant/uniform_quantizer.h"
 #include "tests/support/temp_dir.h"
 
 namespace dmeval {
@@ -158,6 +159,33 @@ TEST(QuantMethods, FirstAndLastLayerOverride) {
   }
   QuantContext bad = f.context("baseline", "4/8", with(kSmall, {"first_last=16"}));
   EXPECT_THROW(quant_method("baseline").calibrate(bad), Error);
+}
+
+// Percentile scale initialisation clips outliers: the range comes from order statistics.
+TEST(QuantMethods, PercentileScaleClipsOutliers) {
+  torch::Tensor x = torch::linspace(-1, 1, 10001);
+  x[0] = -50;
+  x[10000] = 80;
+  for (QuantFlavor fl : {QuantFlavor::kQDiffusion, QuantFlavor::kBrecq}) {
+    UniformQuantizerSpec s;
+    s.flavor = fl;
+    s.bits = 8;
+    s.scale_method = "max";
+    UniformQuantizer mx(s);
+    mx.forward(x);
+    s.scale_method = "percentile:0.999";
+    UniformQuantizer pc(s);
+    pc.forward(x);
+    // element int(n p) of the sorted values: 0.998 here; int(n (1 - p)) = 10 -> -0.998
+    const double top = std::get<0>(x.sort())[static_cast<int64_t>(10001 * 0.999)].item<double>();
+    EXPECT_NEAR(pc.delta().item<double>(), (top - (-top)) / 255.0, 1e-6);
+    EXPECT_LT(pc.delta().item<double>(), mx.delta().item<double>() / 50);
+  }
+  UniformQuantizerSpec bad;
+  bad.scale_method = "percentile:2";
+  EXPECT_THROW(UniformQuantizer{bad}, Error);
+  bad.scale_method = "median";
+  EXPECT_THROW(UniformQuantizer{bad}, Error);
 }
 
 TEST(QuantMethods, ErrorsOrderedByBitsAndCalibrationReloads) {
