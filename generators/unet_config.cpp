@@ -50,6 +50,22 @@ ModelConfig lsun(const std::string& category, const std::string& ddim_config) {
   return c;
 }
 
+// The embedded profile's network (dmeval's own): a small ddim UNet for the 32x32 shapes data, trained
+// by `dmeval train` (scripts/train-shapes.sh).
+ModelConfig shapes() {
+  ModelConfig c = cifar10();
+  c.name = "shapes";
+  c.dataset = "dmeval shapes";
+  c.ddim_config = "";
+  c.unet.ch = 32;
+  c.unet.ch_mult = {1, 2, 2};
+  c.unet.num_res_blocks = 1;
+  c.unet.attn_resolutions = {16};
+  c.unet.dropout = 0.1;
+  c.ema_rate = 0.999;
+  return c;
+}
+
 const std::map<std::string, ModelConfig (*)()>& presets() {
   static const std::map<std::string, ModelConfig (*)()> kPresets = {
       {"cifar10", cifar10},
@@ -57,6 +73,7 @@ const std::map<std::string, ModelConfig (*)()>& presets() {
       {"lsun_bedroom", [] { return lsun("bedroom", "configs/bedroom.yml"); }},
       {"lsun_church", [] { return lsun("church_outdoor", "configs/church.yml"); }},
       {"lsun_cat", [] { return lsun("cat", ""); }},  // pytorch_diffusion ships it; ddim has no config
+      {"shapes", shapes},
   };
   return kPresets;
 }

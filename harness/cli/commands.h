@@ -39,6 +39,8 @@ void add_resize_command(CLI::App& app);
 void add_db_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
+void add_shapes_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_model_info_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);

@@ -1,0 +1,54 @@
+// DDPM training of a ddim UNet (ddim's runners/diffusion.py `train` loop in libtorch): ε-prediction
+// loss Σ_chw (e − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) e, t))² averaged over the batch, antithetic timesteps, AdamW,
+// gradient clipping, an EMA copy, checkpoints and exact resume.
+//
+// Determinism: the batch of step s (image indices into the data, the horizontal flips, the timesteps
+// and the noise) depends only on (seed, s) — Philox words, see ddpm_training.cpp — so a run resumed
+// from the checkpoint of step s continues exactly as an uninterrupted one (on the same threads).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+
+#include "generators/beta_schedule.h"
+#include "generators/ddim_unet.h"
+
+namespace dmeval {
+
+struct TrainOptions {
+  int64_t steps = 20000;
+  int64_t batch = 64;
+  double lr = 2e-4;
+  double weight_decay = 0.0;
+  double grad_clip = 1.0;
+  int64_t warmup = 500;  // linear learning-rate warm-up steps
+  double ema_rate = 0.999;
+  uint64_t seed = 0;
+  bool flip = true;  // random horizontal flips
+  int64_t checkpoint_every = 1000;
+  int64_t log_every = 100;
+};
+
+struct TrainProgress {
+  int64_t step = 0;
+  double loss = 0;  // mean over the last log interval
+  double seconds = 0;
+};
+
+// Data: (N, C, H, W) uint8 images (pixels 0..255, mapped to [-1, 1] as ddim's data_transform).
+// `dir` holds the checkpoint (`checkpoint.safetensors` with model + EMA weights, `optimizer.pt`,
+// `train.json`); an existing checkpoint there is resumed (its options must match). Returns the EMA
+// model. `on_log` receives every log line's figures.
+DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& options,
+                    const std::string& dir, const std::function<void(const TrainProgress&)>& on_log = {});
+
+// One training batch of step `step` (for tests): x_0 in [-1, 1], t, e.
+struct TrainBatch {
+  torch::Tensor x0, t, e;
+};
+TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& options, int64_t num_timesteps,
+                          int64_t step);
+
+}  // namespace dmeval

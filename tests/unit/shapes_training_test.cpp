@@ -1,0 +1,127 @@
+// The embedded profile's pieces: the procedural shapes data (deterministic per image, frozen by stored
+// hashes, balanced classes, producer = renderer) and DDPM training (deterministic batches, exact resume
+// from a checkpoint, option mismatch refused).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "generators/ddpm_training.h"
+#include "generators/shapes_dataset.h"
+#include "generators/unet_config.h"
+#include "tests/support/temp_dir.h"
+
+namespace dmeval {
+namespace {
+
+std::string pixels_sha(const Image& im) {
+  return sha256_hex(im.pixels.data(), im.pixels.size());
+}
+
+TEST(Shapes, DeterministicBalancedAndFrozen) {
+  ShapesOptions o;
+  std::ifstream in(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v1.json");
+  ASSERT_TRUE(in) << "tests/data/shapes_v1.json missing";
+  auto frozen = nlohmann::json::parse(in);
+  o.seed = frozen["seed"];
+  o.size = frozen["size"];
+  for (const auto& [idx, want] : frozen["pixels_sha256"].items()) {
+    int label = -1;
+    Image im = render_shape_image(o, std::stoll(idx), &label);
+    EXPECT_EQ(pixels_sha(im), want.get<std::string>())
+        << "image " << idx << ": the data set definition changed";
+    EXPECT_EQ(shape_class_names().at(label), frozen["labels"][idx].get<std::string>());
+  }
+  // Same image for the same (seed, index); another seed gives other images.
+  EXPECT_EQ(render_shape_image(o, 7).pixels, render_shape_image(o, 7).pixels);
+  ShapesOptions other = o;
+  other.seed = o.seed + 1;
+  EXPECT_NE(render_shape_image(other, 7).pixels, render_shape_image(o, 7).pixels);
+  // The producer is the renderer.
+  ShapesProducer p(o);
+  ImageBatch b = p.produce(5, 3);
+  ASSERT_EQ(b.images.size(), 3u);
+  EXPECT_EQ(b.images[1].pixels, render_shape_image(o, 6).pixels);
+  // Classes are balanced; images vary.
+  std::vector<int> count(shape_class_names().size());
+  double mean = 0;
+  for (int64_t i = 0; i < 400; ++i) {
+    int l = 0;
+    Image im = render_shape_image(o, i, &l);
+    ++count[l];
+    for (uint8_t v : im.pixels) mean += v;
+  }
+  for (int c : count) EXPECT_GT(c, 60);
+  mean /= 400.0 * 32 * 32 * 3;
+  EXPECT_GT(mean, 60);
+  EXPECT_LT(mean, 200);
+  ShapesOptions bad;
+  bad.size = 4;
+  EXPECT_THROW(render_shape_image(bad, 0), Error);
+}
+
+ModelConfig tiny_model() {
+  ModelConfig c = resolve_model_config("shapes");
+  c.unet.ch_mult = {1, 2};
+  c.unet.attn_resolutions = {8};
+  c.unet.resolution = 16;
+  return c;
+}
+
+torch::Tensor tiny_data() {
+  ShapesOptions o;
+  o.size = 16;
+  torch::Tensor d = torch::empty({12, 3, 16, 16}, torch::kUInt8);
+  for (int64_t i = 0; i < 12; ++i) {
+    Image im = render_shape_image(o, i);
+    d[i] = torch::from_blob(im.pixels.data(), {16, 16, 3}, torch::kUInt8).permute({2, 0, 1}).clone();
+  }
+  return d;
+}
+
+TEST(DdpmTraining, ResumeIsExactAndOptionsAreChecked) {
+  test::TempDir dir;
+  ModelConfig c = tiny_model();
+  torch::Tensor data = tiny_data();
+  TrainOptions o;
+  o.steps = 6;
+  o.batch = 4;
+  o.warmup = 2;
+  o.checkpoint_every = 3;
+  o.log_every = 3;
+  // The batch of a step depends only on (seed, step).
+  TrainBatch b1 = training_batch(data, o, 1000, 4), b2 = training_batch(data, o, 1000, 4);
+  EXPECT_TRUE(torch::equal(b1.x0, b2.x0) && torch::equal(b1.t, b2.t) && torch::equal(b1.e, b2.e));
+  EXPECT_FALSE(torch::equal(b1.e, training_batch(data, o, 1000, 5).e));
+  EXPECT_EQ(b1.t[0].item<int64_t>() + b1.t[3].item<int64_t>(), 999);  // antithetic pair (n/2 + 1 = 3)
+  EXPECT_GE(b1.x0.min().item<float>(), -1.0f);
+
+  std::vector<double> losses;
+  DdimUNet whole =
+      train_ddpm(c, data, o, dir.file("whole"), [&](const TrainProgress& p) { losses.push_back(p.loss); });
+  ASSERT_EQ(losses.size(), 2u);
+  for (double l : losses) EXPECT_TRUE(std::isfinite(l));
+  // Stopped at step 3 (a run of 3 steps), then extended to 6 in the same folder: identical weights.
+  TrainOptions first = o;
+  first.steps = 3;
+  train_ddpm(c, data, first, dir.file("resumed"));
+  DdimUNet resumed = train_ddpm(c, data, o, dir.file("resumed"));
+  auto a = whole->named_parameters(), b = resumed->named_parameters();
+  for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  // The EMA moved away from the initialisation.
+  torch::manual_seed(o.seed);
+  DdimUNet init(c.unet);
+  EXPECT_FALSE(torch::equal(init->named_parameters()["conv_in.weight"], a["conv_in.weight"]));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("whole/ema.safetensors")));
+  // Another learning rate on the same folder is refused.
+  TrainOptions other = o;
+  other.lr = 1e-3;
+  EXPECT_THROW(train_ddpm(c, data, other, dir.file("whole")), Error);
+}
+
+}  // namespace
+}  // namespace dmeval
