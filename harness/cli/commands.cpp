@@ -15,8 +15,8 @@ const std::vector<CommandSpec>& command_registry() {
       {"resize", add_resize_command},     {"db", add_db_command},
       {"report", add_report_command},     {"sample", add_sample_command},
       {"bench", add_bench_command},       {"model-info", add_model_info_command},
-      {"quantize", add_quantize_command},   {"shapes", add_shapes_command},
-      {"train", add_train_command},
+      {"quantize", add_quantize_command}, {"shapes", add_shapes_command},
+      {"train", add_train_command},       {"train-classifier", add_train_classifier_command},
   };
   return kCommands;
 }

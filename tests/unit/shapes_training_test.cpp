@@ -13,6 +13,8 @@
 #include "generators/ddpm_training.h"
 #include "generators/shapes_dataset.h"
 #include "generators/unet_config.h"
+#include "metrics/shapes_features.h"
+#include "metrics/shapes_net.h"
 #include "tests/support/temp_dir.h"
 
 namespace dmeval {
@@ -121,6 +123,38 @@ TEST(DdpmTraining, ResumeIsExactAndOptionsAreChecked) {
   TrainOptions other = o;
   other.lr = 1e-3;
   EXPECT_THROW(train_ddpm(c, data, other, dir.file("whole")), Error);
+}
+
+// The shapes-net sink: features independent of how batches arrive (fixed micro-batches), exact
+// moments equal to the features' mean and covariance, logits kept, wrong image sizes refused; weights
+// round-trip through safetensors.
+TEST(ShapesNet, SinkIsBatchInvariantAndWeightsRoundTrip) {
+  test::TempDir dir;
+  torch::manual_seed(3);
+  ShapesNet net(4);
+  save_shapes_net(net, dir.file("net.safetensors"), {{"dmeval_network", "shapes-net"}});
+  ShapesNet loaded = load_shapes_net(dir.file("net.safetensors"));
+  ShapesProducer p(ShapesOptions{});
+  ImageBatch all = p.produce(0, 10);
+  ShapesFeatureSink one(net, 4), split(loaded, 4);
+  one.consume(all);
+  split.consume(p.produce(0, 3));
+  split.consume(p.produce(3, 7));
+  EXPECT_TRUE(torch::equal(one.features(), split.features()));
+  EXPECT_TRUE(torch::equal(one.logits(), split.logits()));
+  FeatureStats a = one.stats(), b = split.stats();
+  EXPECT_TRUE(torch::equal(a.mu, b.mu) && torch::equal(a.sigma, b.sigma));
+  EXPECT_EQ(a.count, 10);
+  torch::Tensor f = one.features().to(torch::kFloat64);
+  EXPECT_LT((a.mu - f.mean(0)).abs().max().item<double>(), 1e-9);
+  torch::Tensor c = f - f.mean(0);
+  EXPECT_LT((a.sigma - c.t().mm(c) / 9).abs().max().item<double>(), 1e-9);
+  EXPECT_EQ(one.logits().size(1), 4);
+  ShapesOptions big;
+  big.size = 48;
+  ShapesProducer q(big);
+  EXPECT_THROW(one.consume(q.produce(0, 1)), Error);
+  EXPECT_THROW(load_shapes_net(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v1.json"), Error);
 }
 
 }  // namespace

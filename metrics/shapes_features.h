@@ -1,0 +1,34 @@
+// An ImageSink that runs images through shapes-net (the shapes profile's feature network) and keeps
+// what its metrics need: exact mergeable moments of the 256-d features (Fréchet distance, reported as
+// FID[shapes-net]), and the per-image features and logits (precision/recall, KID, IS). Images are
+// evaluated in fixed micro-batches, so every image's features are independent of how batches arrive.
+#pragma once
+
+#include <string>
+
+#include "core/image_sink.h"
+#include "metrics/moments.h"
+#include "metrics/shapes_net.h"
+
+namespace dmeval {
+
+class ShapesFeatureSink : public ImageSink {
+ public:
+  explicit ShapesFeatureSink(ShapesNet net, int64_t micro_batch = 64);
+  void consume(const ImageBatch& batch) override;
+
+  int64_t count() const { return moments_.count(); }
+  FeatureStats stats() const { return moments_.finalize(); }
+  const MomentAccumulator& moments() const { return moments_; }
+  // Per-image features (N x 256) and logits (N x classes), float32, in the order images arrived.
+  torch::Tensor features() const;
+  torch::Tensor logits() const;
+
+ private:
+  ShapesNet net_;
+  int64_t micro_batch_;
+  MomentAccumulator moments_;
+  std::vector<torch::Tensor> features_, logits_;
+};
+
+}  // namespace dmeval
