@@ -12,26 +12,36 @@ ShapesFeatureSink::ShapesFeatureSink(ShapesNet net, int64_t micro_batch)
   net_->eval();
 }
 
-void ShapesFeatureSink::consume(const ImageBatch& batch) {
+std::map<std::string, torch::Tensor> shapes_net_extract(ShapesNet& net, const ImageBatch& batch,
+                                                        int64_t micro_batch) {
   torch::NoGradGuard no_grad;
   const int64_t n = static_cast<int64_t>(batch.images.size());
-  for (int64_t s = 0; s < n; s += micro_batch_) {
+  std::vector<torch::Tensor> fs, ls;
+  for (int64_t s = 0; s < n; s += micro_batch) {
     // A full micro-batch always (the last one padded with copies), so results do not depend on the
     // batch layout: convolution kernels are chosen by shape.
-    torch::Tensor x = torch::empty({micro_batch_, 32, 32, 3}, torch::kUInt8);
-    const int64_t m = std::min(micro_batch_, n - s);
-    for (int64_t i = 0; i < micro_batch_; ++i) {
+    torch::Tensor x = torch::empty({micro_batch, 32, 32, 3}, torch::kUInt8);
+    const int64_t m = std::min(micro_batch, n - s);
+    for (int64_t i = 0; i < micro_batch; ++i) {
       const Image& im = batch.images[static_cast<size_t>(s + std::min(i, m - 1))];
       DMEVAL_CHECK(im.height == 32 && im.width == 32, "shapes-net takes 32x32 images; image {} is {}x{}",
-                   batch.first_index + s + i, im.width, im.height);
+                   batch.first_index + s + std::min(i, m - 1), im.width, im.height);
       std::memcpy(x[i].data_ptr<uint8_t>(), im.pixels.data(), im.pixels.size());
     }
-    auto out = net_->forward(shapes_net_input(x));
-    torch::Tensor f = out.features.slice(0, 0, m).contiguous(), l = out.logits.slice(0, 0, m).contiguous();
-    moments_.add(batch.first_index + s, f);
-    features_.push_back(f);
-    logits_.push_back(l);
+    auto out = net->forward(shapes_net_input(x));
+    fs.push_back(out.features.slice(0, 0, m).contiguous());
+    ls.push_back(out.logits.slice(0, 0, m).contiguous());
   }
+  if (fs.empty())
+    return {{"features", torch::empty({0, kShapesFeatureDim})}, {"logits", torch::empty({0, net->classes})}};
+  return {{"features", torch::cat(fs, 0)}, {"logits", torch::cat(ls, 0)}};
+}
+
+void ShapesFeatureSink::consume(const ImageBatch& batch) {
+  auto rows = shapes_net_extract(net_, batch, micro_batch_);
+  moments_.add(batch.first_index, rows.at("features"));
+  features_.push_back(rows.at("features"));
+  logits_.push_back(rows.at("logits"));
 }
 
 torch::Tensor ShapesFeatureSink::features() const {

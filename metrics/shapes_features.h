@@ -4,6 +4,7 @@
 // evaluated in fixed micro-batches, so every image's features are independent of how batches arrive.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "core/image_sink.h"
@@ -11,6 +12,10 @@
 #include "metrics/shapes_net.h"
 
 namespace dmeval {
+
+// shapes-net "features" (N x 256) and "logits" rows of a batch, in fixed micro-batches.
+std::map<std::string, torch::Tensor> shapes_net_extract(ShapesNet& net, const ImageBatch& batch,
+                                                        int64_t micro_batch);
 
 class ShapesFeatureSink : public ImageSink {
  public:

@@ -13,6 +13,8 @@
 #include "generators/ddpm_training.h"
 #include "generators/shapes_dataset.h"
 #include "generators/unet_config.h"
+#include "harness/sampling/chunk_runner.h"
+#include "metrics/chunked_features.h"
 #include "metrics/shapes_features.h"
 #include "metrics/shapes_net.h"
 #include "tests/support/temp_dir.h"
@@ -155,6 +157,64 @@ TEST(ShapesNet, SinkIsBatchInvariantAndWeightsRoundTrip) {
   ShapesProducer q(big);
   EXPECT_THROW(one.consume(q.produce(0, 1)), Error);
   EXPECT_THROW(load_shapes_net(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v1.json"), Error);
+}
+
+// Features persisted chunk by chunk: a run stopped after two chunks (and killed inside the third)
+// and resumed, and three shards into one folder, give exactly the features — and so the moments —
+// of one pass; another network's chunks are refused.
+TEST(ShapesNet, ChunkedFeaturesResumeAndShardsEqualOnePass) {
+  test::TempDir d;
+  torch::manual_seed(5);
+  ShapesNet net(4);
+  ShapesProducer prod(ShapesOptions{});
+  const int64_t N = 22;
+  ShapesFeatureSink one(net, 4);
+  one.consume(prod.produce(0, N));
+  FeatureExtractor extract = [&](const ImageBatch& b) { return shapes_net_extract(net, b, 4); };
+  const std::string prov = "shapes-net (random, seed 5)";
+  ChunkPlan plan;
+  plan.total = N;
+  plan.chunk_size = 6;
+  const nlohmann::ordered_json id = {{"test", "chunked features"}};
+  ChunkRunOptions o;
+  o.batch = 3;
+  o.progress = false;
+  {
+    ChunkLedger ledger(d.file("a/.dmeval"), id);
+    ChunkedFeatureSink sink(d.file("a/features"), extract, prov);
+    o.max_chunks = 2;
+    ChunkRunResult r = run_chunks(prod, plan, ledger, {&sink}, o);
+    EXPECT_FALSE(r.complete);
+    sink.begin_chunk(plan.chunk(2));  // killed inside the third chunk
+    sink.consume(prod.produce(plan.chunk(2).first, 3));
+    EXPECT_THROW(load_chunked_features(d.file("a/features"), "features", N, prov), Error);
+  }
+  {
+    ChunkLedger ledger(d.file("a/.dmeval"), id);
+    ChunkedFeatureSink sink(d.file("a/features"), extract, prov);
+    o.max_chunks = 0;
+    ChunkRunResult r = run_chunks(prod, plan, ledger, {&sink}, o);
+    EXPECT_TRUE(r.complete);
+    EXPECT_EQ(r.chunks_skipped, 2);
+  }
+  torch::Tensor resumed = load_chunked_features(d.file("a/features"), "features", N, prov);
+  EXPECT_TRUE(torch::equal(resumed, one.features()));
+  EXPECT_TRUE(torch::equal(load_chunked_features(d.file("a/features"), "logits", N, prov), one.logits()));
+  for (int64_t k : {2, 0, 1}) {
+    ChunkPlan sp = plan;
+    sp.shard.index = k;
+    sp.shard.count = 3;
+    ChunkLedger ledger(d.file("s/.dmeval"), id);
+    ChunkedFeatureSink sink(d.file("s/features"), extract, prov);
+    run_chunks(prod, sp, ledger, {&sink}, o);
+  }
+  torch::Tensor sharded = load_chunked_features(d.file("s/features"), "features", N, prov);
+  EXPECT_TRUE(torch::equal(sharded, one.features()));
+  MomentAccumulator m(kShapesFeatureDim);
+  m.add(0, sharded);
+  FeatureStats a = m.finalize(), b = one.stats();
+  EXPECT_TRUE(torch::equal(a.mu, b.mu) && torch::equal(a.sigma, b.sigma));
+  EXPECT_THROW(load_chunked_features(d.file("s/features"), "features", N, "another network"), Error);
 }
 
 }  // namespace
