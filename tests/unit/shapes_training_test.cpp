@@ -159,6 +159,29 @@ TEST(ShapesNet, SinkIsBatchInvariantAndWeightsRoundTrip) {
   EXPECT_THROW(load_shapes_net(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v1.json"), Error);
 }
 
+// The committed shapes-net (profiles/shapes, made by the command in profiles/shapes/README.md)
+// classifies held-out shapes it never saw (shapes seed 2) with at least 95 % accuracy.
+TEST(ShapesNet, CommittedWeightsClassifyHeldOutShapes) {
+  const std::string path = std::string(DMEVAL_SOURCE_DIR) + "/profiles/shapes/shapes-net.safetensors";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " is part of the repository";
+  ShapesNet net = load_shapes_net(path);
+  ShapesOptions so;
+  so.seed = 2;
+  ShapesProducer p(so);
+  ImageBatch b = p.produce(0, 512);
+  auto rows = shapes_net_extract(net, b, 64);
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < 512; ++i) {
+    int l = 0;
+    render_shape_image(so, i, &l);
+    labels.push_back(l);
+  }
+  const double acc =
+      (rows.at("logits").argmax(1) == torch::tensor(labels)).to(torch::kFloat64).mean().item<double>();
+  std::printf("shapes-net held-out accuracy: %.4f\n", acc);
+  EXPECT_GE(acc, 0.95);
+}
+
 // Features persisted chunk by chunk: a run stopped after two chunks (and killed inside the third)
 // and resumed, and three shards into one folder, give exactly the features — and so the moments —
 // of one pass; another network's chunks are refused.
