@@ -27,6 +27,7 @@
 #include "harness/cli/model_cli.h"
 #include "harness/cli/quant_cli.h"
 #include "harness/sampling/chunk_runner.h"
+#include "harness/sampling/timing.h"
 #include "metrics/chunked_features.h"
 #include "metrics/frechet.h"
 #include "metrics/inception_score.h"
@@ -70,7 +71,8 @@ void add_run_command(CLI::App& app) {
     SamplerSpec sampler;
     std::string ref, out, shard, save_samples, network = "shapes-net",
                                                network_weights = "profiles/shapes/shapes-net.safetensors";
-    int64_t samples = 1000, batch = 64, micro_batch = 8, chunk = 256, seed = 0, max_chunks = 0;
+    int64_t samples = 1000, batch = 64, micro_batch = 8, chunk = 256, seed = 0, max_chunks = 0,
+            latency_repeats = 5;
     bool json = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
@@ -99,6 +101,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--save-samples", o->save_samples, "also write the samples as PNGs into this folder");
   cmd->add_option("--shard", o->shard, "run only shard K of N (scores once every shard is done)");
   cmd->add_option("--max-chunks", o->max_chunks, "stop after this many chunks (the rest on a later run)");
+  cmd->add_option("--latency-repeats", o->latency_repeats,
+                  "UNet step timings at batch 1 and --batch after one warm-up (0 = none)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "print the result as JSON");
   cmd->add_flag("--quiet", o->quiet, "no progress output");
   cmd->callback([o] {
@@ -179,6 +184,25 @@ void add_run_command(CLI::App& app) {
       return;
     }
 
+    // Latency of the (quantized) UNet step at batch 1 and --batch, at the first sampler step.
+    nlohmann::ordered_json latency = nlohmann::ordered_json::array();
+    if (o->latency_repeats > 0) {
+      EpsModel eps = q.model->eps();
+      for (int64_t b : {int64_t{1}, o->batch}) {
+        torch::Tensor x = torch::randn({b, shape[0], shape[1], shape[2]});
+        torch::Tensor t = torch::full({b}, static_cast<float>(seq.back()));
+        torch::NoGradGuard no_grad;
+        TimingStats ts = time_repeated([&] { eps(x, t, 0); }, 1, o->latency_repeats, torch::kCPU);
+        latency.push_back({{"batch", b},
+                           {"unet_step_ms", ts.median_ms},
+                           {"p10_ms", ts.p10_ms},
+                           {"p90_ms", ts.p90_ms},
+                           {"per_image_ms", ts.median_ms / static_cast<double>(b)},
+                           {"repeats", ts.repeats}});
+        if (b == o->batch) break;
+      }
+    }
+
     // Scores: exact moments from the features in index order, so resumed and sharded runs agree.
     torch::Tensor gen_f = load_chunked_features(o->out + "/features", "features", o->samples, provenance);
     torch::Tensor gen_l = load_chunked_features(o->out + "/features", "logits", o->samples, provenance);
@@ -200,6 +224,7 @@ void add_run_command(CLI::App& app) {
     res["recall[shapes-net]"] = pr.recall;
     res["reference"] = fmt::format("{} images of {}", ref_n, ref_desc);
     res["feature_network"] = provenance;
+    res["latency_cpu"] = latency;
     res["calibration"] = q.describe();
 
     if (auto rec = RunRecorder::start(o->db)) {
@@ -241,6 +266,11 @@ void add_run_command(CLI::App& app) {
         rows.push_back(row);
       }
       rec->add_metrics(rows);
+      for (const auto& l : latency)
+        rec->db().add_latency(
+            rec->run(),
+            {"unet_step", l["batch"].get<int64_t>(), l["repeats"].get<int64_t>(), std::string("cpu"),
+             l["unet_step_ms"].get<double>(), l["p10_ms"].get<double>(), l["p90_ms"].get<double>()});
       rec->finish();
       res["db_run"] = rec->run();
     }

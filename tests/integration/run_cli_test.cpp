@@ -57,6 +57,9 @@ TEST_F(RunCli, ResumedAndShardedRunsEqualOneRun) {
   ASSERT_TRUE(whole.contains("fid[shapes-net]")) << whole.dump();
   EXPECT_EQ(whole["samples"], 30);
   EXPECT_GT(whole["db_run"].get<int64_t>(), 0);
+  ASSERT_EQ(whole["latency_cpu"].size(), 2u);  // batch 1 and --batch
+  EXPECT_EQ(whole["latency_cpu"][1]["batch"], 5);
+  EXPECT_GT(whole["latency_cpu"][0]["unet_step_ms"].get<double>(), 0);
   // Stopped after one chunk (as a killed run leaves it), then the same command again.
   RunResult part = run_dmeval(args("resumed") + " --max-chunks 1");
   ASSERT_EQ(part.exit_code, 0) << part.output;
