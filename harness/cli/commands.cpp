@@ -17,7 +17,7 @@ const std::vector<CommandSpec>& command_registry() {
       {"bench", add_bench_command},       {"model-info", add_model_info_command},
       {"quantize", add_quantize_command}, {"shapes", add_shapes_command},
       {"train", add_train_command},       {"train-classifier", add_train_classifier_command},
-      {"run", add_run_command},
+      {"run", add_run_command},           {"sweep", add_sweep_command},
   };
   return kCommands;
 }

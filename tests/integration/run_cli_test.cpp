@@ -103,6 +103,26 @@ TEST_F(RunCli, KilledRunResumesToTheSameScores) {
   EXPECT_EQ(scores(resumed), scores(whole));
 }
 
+// A sweep runs every cell once, records them under its tag, prints the table with the network in
+// the column names, and skips finished cells when run again.
+TEST_F(RunCli, SweepRunsEachCellOnceAndPrintsTheTable) {
+  const std::string sweep =
+      "sweep --model shapes --random-weights 1 --methods fp,baseline --bits-list 8/8 --calib traj_images=8 "
+      "--calib traj_steps=4 --calib cali_n=8 --calib cali_st=4 --calib act_init_batch=16 --steps 4 --samples "
+      "10 "
+      "--batch 5 --chunk 10 --ref shapes:32 --quiet --latency-repeats 1 --network-weights " +
+      dir_.file("net.safetensors") + " --out " + dir_.file("sweep") + " --db " + dir_.file("s.db") +
+      " --tag t";
+  RunResult first = run_dmeval(sweep);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("2 cells run, 0 already finished"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("fid[shapes-net]"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("| baseline | 8/8 |"), std::string::npos) << first.output;
+  RunResult again = run_dmeval(sweep);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("0 cells run, 2 already finished"), std::string::npos) << again.output;
+}
+
 TEST_F(RunCli, BadInput) {
   RunResult r = run_dmeval(args("bad", "gptq"));
   EXPECT_NE(r.exit_code, 0);
