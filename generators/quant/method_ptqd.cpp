@@ -180,12 +180,7 @@ class PtqdMethod : public QuantMethod {
     for (ReconUnit& u : units) {
       if (ro.iters <= 0 || (u.kind == ReconUnit::Kind::kLayer && skip.count(u.name))) continue;
       ReconReport r = reconstruct(q, u, calib, ro);
-      wrec.push_back({{"unit", r.unit},
-                      {"nearest", r.loss_before},
-                      {"adaround", r.loss_after},
-                      {"s", r.seconds},
-                      {"cache_s", r.cache_seconds},
-                      {"iter_s", r.iter_seconds}});
+      wrec.push_back(recon_record(r, "nearest", "adaround"));
       ctx.log(fmt::format("weights {}: output error {:.4g} (nearest) -> {:.4g} (AdaRound)", r.unit,
                           r.loss_before, r.loss_after));
     }
@@ -207,12 +202,7 @@ class PtqdMethod : public QuantMethod {
       for (ReconUnit& u : units) {
         if (ro.iters <= 0 || (u.kind == ReconUnit::Kind::kLayer && skip.count(u.name))) continue;
         ReconReport r = reconstruct(q, u, calib, ro);
-        arec.push_back({{"unit", r.unit},
-                        {"initial", r.loss_before},
-                        {"learned", r.loss_after},
-                        {"s", r.seconds},
-                        {"cache_s", r.cache_seconds},
-                        {"iter_s", r.iter_seconds}});
+        arec.push_back(recon_record(r, "initial", "learned"));
       }
       report["activation_reconstruction"] = arec;
     }

@@ -117,12 +117,7 @@ class QDiffusionMethod : public QuantMethod {
     if (ro.iters > 0) {
       for (ReconUnit& u : units) {
         ReconReport r = reconstruct(q, u, calib, ro);
-        wrec.push_back({{"unit", r.unit},
-                        {"nearest", r.loss_before},
-                        {"adaround", r.loss_after},
-                        {"s", r.seconds},
-                        {"cache_s", r.cache_seconds},
-                        {"iter_s", r.iter_seconds}});
+        wrec.push_back(recon_record(r, "nearest", "adaround"));
         ctx.log(fmt::format("weights {}: output error {:.4g} (nearest) -> {:.4g} (AdaRound) in {:.1f} s",
                             r.unit, r.loss_before, r.loss_after, r.seconds));
       }
@@ -160,12 +155,7 @@ class QDiffusionMethod : public QuantMethod {
       nlohmann::ordered_json arec = nlohmann::ordered_json::array();
       for (ReconUnit& u : units) {
         ReconReport r = reconstruct(q, u, calib, ro);
-        arec.push_back({{"unit", r.unit},
-                        {"initial", r.loss_before},
-                        {"learned", r.loss_after},
-                        {"s", r.seconds},
-                        {"cache_s", r.cache_seconds},
-                        {"iter_s", r.iter_seconds}});
+        arec.push_back(recon_record(r, "initial", "learned"));
         ctx.log(
             fmt::format("activations {}: output error {:.4g} (initial steps) -> {:.4g} (learned) in {:.1f} s",
                         r.unit, r.loss_before, r.loss_after, r.seconds));

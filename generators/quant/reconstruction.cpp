@@ -268,4 +268,9 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
   return report;
 }
 
+nlohmann::ordered_json recon_record(const ReconReport& r, const char* before, const char* after) {
+  return {{"unit", r.unit}, {before, r.loss_before},      {after, r.loss_after},
+          {"s", r.seconds}, {"cache_s", r.cache_seconds}, {"iter_s", r.iter_seconds}};
+}
+
 }  // namespace dmeval

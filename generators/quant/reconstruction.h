@@ -6,6 +6,8 @@
 // afterwards) or its activation steps Δ are learned (Adam with cosine annealing).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -61,5 +63,8 @@ struct ReconReport {
 
 ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& calib,
                         const ReconOptions& options);
+// The report as a method's record: the unit, its error before/after under the given names
+// ("nearest"/"adaround" for weights, "initial"/"learned" for activation steps) and the times.
+nlohmann::ordered_json recon_record(const ReconReport& r, const char* before, const char* after);
 
 }  // namespace dmeval

@@ -82,22 +82,8 @@ TEST_F(RunCli, KilledRunResumesToTheSameScores) {
   json whole = run_json(args("whole"));
   ASSERT_TRUE(whole.contains("fid[shapes-net]")) << whole.dump();
   const std::string out = dir_.file("killed");
-  std::vector<std::string> argv_s = {DMEVAL_BIN};
-  std::istringstream ss(args("killed"));
-  for (std::string a; ss >> a;) argv_s.push_back(a);
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, DMEVAL_BIN, nullptr, nullptr, argv.data(), environ), 0);
-  const std::string first_chunk = out + "/.dmeval/chunks/000000.json";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (!std::filesystem::exists(first_chunk) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  ASSERT_TRUE(run_dmeval_and_kill_at(args("killed"), out + "/.dmeval/chunks/000000.json"))
+      << "the run ended before it could be killed";
   EXPECT_FALSE(std::filesystem::exists(out + "/.dmeval/chunks/000002.json")) << "killed after the last chunk";
   json resumed = run_json(args("killed"));
   EXPECT_EQ(scores(resumed), scores(whole));

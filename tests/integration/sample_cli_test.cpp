@@ -86,22 +86,8 @@ TEST(SampleCli, SameImagesForAnyBatchShardsAndAfterKill) {
   r = run_dmeval("sample " + sample_args(30) + " --batch 5 --chunk 4 --out " + dir.file("plain40"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto ref40 = pngs(dir.file("plain40"));
-  std::vector<std::string> argv_s = {DMEVAL_BIN, "sample"};
-  std::istringstream ss(args);
-  for (std::string a; ss >> a;) argv_s.push_back(a);
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, DMEVAL_BIN, nullptr, nullptr, argv.data(), environ), 0);
-  const std::string first_chunk = out + "/.dmeval/chunks/000000.json";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(first_chunk) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  ASSERT_TRUE(run_dmeval_and_kill_at("sample " + args, out + "/.dmeval/chunks/000000.json", 120))
+      << "the run ended before it could be killed";
   int committed = 0;
   for (int k = 0; k < 5; ++k)
     committed += fs::exists(out + "/.dmeval/chunks/00000" + std::to_string(k) + ".json");

@@ -1,11 +1,19 @@
 // Runs the real dmeval binary (integration tests) and captures its output.
 #pragma once
 
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace dmeval::test {
 
@@ -26,6 +34,27 @@ inline RunResult run_dmeval(const std::string& args, bool stderr = true) {
   int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Starts dmeval with `args` (split at spaces), waits until `marker` exists (e.g. a run's first
+// committed chunk record), kills it with SIGKILL and reaps it. Returns true when the process was
+// indeed killed by the signal (false: it ended first, or the marker never appeared in `timeout_s`).
+inline bool run_dmeval_and_kill_at(const std::string& args, const std::string& marker, int timeout_s = 300) {
+  std::vector<std::string> argv_s = {DMEVAL_BIN};
+  std::istringstream ss(args);
+  for (std::string a; ss >> a;) argv_s.push_back(a);
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (posix_spawn(&pid, DMEVAL_BIN, nullptr, nullptr, argv.data(), environ) != 0) return false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (!std::filesystem::exists(marker) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
 }  // namespace dmeval::test
