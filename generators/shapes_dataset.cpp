@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 #include "generators/philox.h"
@@ -124,6 +125,23 @@ Image render_shape_image(const ShapesOptions& o, int64_t index, int* label) {
     }
   if (label) *label = cls;
   return img;
+}
+
+bool is_shapes_spec(const std::string& spec) {
+  return spec.rfind("shapes:", 0) == 0;
+}
+
+ShapesSpec parse_shapes_spec(const std::string& spec, const std::string& option) {
+  ShapesSpec s;
+  unsigned long long seed = 0;
+  long long n = 0;
+  char extra = 0;
+  const int got = is_shapes_spec(spec) ? std::sscanf(spec.c_str() + 7, "%lld:%llu%c", &n, &seed, &extra) : 0;
+  DMEVAL_CHECK((got == 1 || got == 2) && n >= 2, "{} '{}': write shapes:N or shapes:N:SEED (N >= 2)", option,
+               spec);
+  s.n = n;
+  s.seed = seed;
+  return s;
 }
 
 ImageBatch ShapesProducer::produce(int64_t first, int64_t count) {

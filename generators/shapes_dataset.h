@@ -27,6 +27,14 @@ struct ShapesOptions {
   int size = 32;  // square images of size × size
 };
 
+// "shapes:N" or "shapes:N:SEED" (a command-line data or reference spec): N images of that seed.
+struct ShapesSpec {
+  int64_t n = 0;
+  uint64_t seed = 0;
+};
+bool is_shapes_spec(const std::string& spec);
+ShapesSpec parse_shapes_spec(const std::string& spec, const std::string& option);  // throws naming option
+
 // Image `index` and its class (index into shape_class_names()).
 Image render_shape_image(const ShapesOptions& options, int64_t index, int* label = nullptr);
 

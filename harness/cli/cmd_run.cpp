@@ -46,17 +46,12 @@ namespace {
 // Reference images: `shapes:N[:SEED]` (the procedural data) or a PNG folder (sorted names).
 std::unique_ptr<ImageProducer> reference_producer(const std::string& spec, int64_t* count,
                                                   std::string* describe) {
-  if (spec.rfind("shapes:", 0) == 0) {
-    int64_t n = 0;
-    unsigned long long seed = 0;
-    char extra = 0;
-    const int got = std::sscanf(spec.c_str() + 7, "%ld:%llu%c", &n, &seed, &extra);
-    DMEVAL_CHECK((got == 1 || got == 2) && n >= 2, "--ref '{}': write shapes:N or shapes:N:SEED (N >= 2)",
-                 spec);
+  if (is_shapes_spec(spec)) {
+    const ShapesSpec s = parse_shapes_spec(spec, "--ref");
     ShapesOptions so;
-    so.seed = seed;
+    so.seed = s.seed;
     auto p = std::make_unique<ShapesProducer>(so);
-    *count = n;
+    *count = s.n;
     *describe = p->describe();
     return p;
   }

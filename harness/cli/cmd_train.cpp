@@ -21,14 +21,11 @@ namespace dmeval::cli {
 
 namespace {
 torch::Tensor load_training_data(const std::string& spec, int64_t size) {
-  if (spec.rfind("shapes:", 0) == 0) {
-    int64_t n = 0;
-    uint64_t seed = 0;
-    char extra = 0;
-    const int got = std::sscanf(spec.c_str() + 7, "%ld:%lu%c", &n, &seed, &extra);
-    DMEVAL_CHECK((got == 1 || got == 2) && n > 0, "--data '{}': write shapes:N or shapes:N:SEED", spec);
+  if (is_shapes_spec(spec)) {
+    const ShapesSpec s = parse_shapes_spec(spec, "--data");
+    const int64_t n = s.n;
     ShapesOptions so;
-    so.seed = seed;
+    so.seed = s.seed;
     so.size = static_cast<int>(size);
     torch::Tensor d = torch::empty({n, 3, size, size}, torch::kUInt8);
     for (int64_t i = 0; i < n; ++i) {
