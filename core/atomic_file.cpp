@@ -28,10 +28,18 @@ void AtomicFile::write(const void* data, size_t n) {
 }
 
 void AtomicFile::commit() {
+  errno = 0;
   out_.flush();
+  const int flush_errno = errno;
   bool ok = static_cast<bool>(out_);
   out_.close();
-  if (!ok || out_.fail()) fail("{}: write failed (disk full or I/O error)", path_);
+  if (!ok || out_.fail()) {
+    const int err = flush_errno ? flush_errno : errno;
+    std::remove(tmp_.c_str());
+    committed_ = true;  // nothing left to clean up
+    fail("{}: write failed: {} (nothing was written in its place)", path_,
+         err ? std::strerror(err) : "disk full or I/O error");
+  }
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
     fail("{}: cannot move the written file into place: {}", path_, std::strerror(errno));
   committed_ = true;

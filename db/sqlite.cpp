@@ -2,11 +2,21 @@
 
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <utility>
 
 #include "core/error.h"
 
 namespace dmeval::db {
+
+int default_busy_timeout_ms() {
+  if (const char* env = std::getenv("DMEVAL_DB_BUSY_TIMEOUT_MS"); env && *env) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end && *end == 0 && v >= 0 && v <= 24L * 3600 * 1000) return static_cast<int>(v);
+  }
+  return 30000;
+}
 
 Connection Connection::open(const std::string& path, const OpenOptions& options) {
   Connection c;

@@ -13,9 +13,12 @@ struct sqlite3_stmt;
 
 namespace dmeval::db {
 
+// How long a writer waits for another process's transaction: $DMEVAL_DB_BUSY_TIMEOUT_MS, else 30 s.
+int default_busy_timeout_ms();
+
 struct OpenOptions {
   bool read_only = false;
-  int busy_timeout_ms = 30000;  // how long a writer waits for another process's transaction
+  int busy_timeout_ms = default_busy_timeout_ms();
 };
 
 class Connection;

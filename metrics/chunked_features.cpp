@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "core/npy.h"
@@ -63,29 +64,68 @@ void ChunkedFeatureSink::commit_chunk(const ChunkRange& chunk) {
   pending_count_ = 0;
 }
 
-torch::Tensor load_chunked_features(const std::string& dir, const std::string& tap, int64_t total,
-                                    const std::string& provenance) {
-  std::vector<std::pair<int64_t, torch::Tensor>> parts;
-  for (const auto& e : fs::directory_iterator(dir)) {
+std::map<int64_t, std::string> chunk_files(const std::string& dir) {
+  std::map<int64_t, std::string> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     if (name.rfind("chunk_", 0) != 0 || e.path().extension() != ".npz") continue;
-    NpzReader z = NpzReader::open(e.path().string());
-    const std::string p = array_text(z.read("provenance"));
-    DMEVAL_CHECK(p == provenance, "{}: computed with {}, this run uses {}", e.path().string(), p, provenance);
-    DMEVAL_CHECK(z.contains(tap), "{}: no feature tap '{}'", e.path().string(), tap);
-    parts.emplace_back(to_torch(z.read("first")).item<int64_t>(), to_torch(z.read(tap)));
+    try {
+      files[std::stoll(name.substr(6))] = e.path().string();
+    } catch (const std::exception&) {
+      // not one of ours
+    }
   }
-  std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (ec) fail("{}: cannot list the feature chunks: {}", dir, ec.message());
+  return files;
+}
+
+std::string chunk_feature_file(const std::string& dir, int64_t k) {
+  return chunk_file(dir, k);
+}
+
+void for_each_chunk(const std::string& dir, const std::string& tap, int64_t total,
+                    const std::string& provenance,
+                    const std::function<void(int64_t first, const torch::Tensor& rows)>& visit) {
+  // Order by first image (read from each file's small `first` array before the rows).
+  std::vector<std::pair<int64_t, std::string>> parts;
+  for (const auto& [k, path] : chunk_files(dir)) {
+    NpzReader z = NpzReader::open(path);
+    const std::string p = array_text(z.read("provenance"));
+    DMEVAL_CHECK(p == provenance, "{}: computed with {}, this run uses {}", path, p, provenance);
+    DMEVAL_CHECK(z.contains(tap), "{}: no feature tap '{}'", path, tap);
+    parts.emplace_back(to_torch(z.read("first")).item<int64_t>(), path);
+  }
+  std::sort(parts.begin(), parts.end());
   int64_t next = 0;
-  std::vector<torch::Tensor> rows;
-  for (auto& [first, t] : parts) {
+  for (const auto& [first, path] : parts) {
     DMEVAL_CHECK(first == next, "{}: features of images {}..{} missing or overlapping", dir, next, first - 1);
+    torch::Tensor t = to_torch(NpzReader::open(path).read(tap));
+    DMEVAL_CHECK(torch::isfinite(t).all().item<bool>(),
+                 "{}: NaN or Inf in the '{}' features of images {}..{}", path, tap, first,
+                 first + t.size(0) - 1);
+    visit(first, t);
     next += t.size(0);
-    rows.push_back(t);
   }
   DMEVAL_CHECK(next == total, "{}: features of {} images, the run has {} (unfinished chunks?)", dir, next,
                total);
+}
+
+torch::Tensor load_chunked_features(const std::string& dir, const std::string& tap, int64_t total,
+                                    const std::string& provenance) {
+  std::vector<torch::Tensor> rows;
+  for_each_chunk(dir, tap, total, provenance, [&](int64_t, const torch::Tensor& t) { rows.push_back(t); });
   return torch::cat(rows, 0);
+}
+
+MomentAccumulator chunked_moments(const std::string& dir, const std::string& tap, int64_t total,
+                                  const std::string& provenance) {
+  std::optional<MomentAccumulator> acc;
+  for_each_chunk(dir, tap, total, provenance, [&](int64_t first, const torch::Tensor& t) {
+    if (!acc) acc.emplace(t.size(1));
+    acc->add(first, t);
+  });
+  return std::move(*acc);
 }
 
 }  // namespace dmeval

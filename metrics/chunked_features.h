@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "core/image_sink.h"
+#include "metrics/moments.h"
+#include "metrics/scoring_network.h"
 
 namespace dmeval {
-
-using FeatureExtractor = std::function<std::map<std::string, torch::Tensor>(const ImageBatch& batch)>;
 
 class ChunkedFeatureSink : public ImageSink {
  public:
@@ -41,5 +41,16 @@ class ChunkedFeatureSink : public ImageSink {
 // chunk is missing, overlapping or was computed with another provenance.
 torch::Tensor load_chunked_features(const std::string& dir, const std::string& tap, int64_t total,
                                     const std::string& provenance);
+// The same checks, one chunk at a time in index order (memory bounded by one chunk).
+void for_each_chunk(const std::string& dir, const std::string& tap, int64_t total,
+                    const std::string& provenance,
+                    const std::function<void(int64_t first, const torch::Tensor& rows)>& visit);
+// Exact moments of `tap` over every chunk, streamed.
+MomentAccumulator chunked_moments(const std::string& dir, const std::string& tap, int64_t total,
+                                  const std::string& provenance);
+// The chunk files of a folder by chunk number.
+std::map<int64_t, std::string> chunk_files(const std::string& dir);
+// The feature file of chunk k in `dir`.
+std::string chunk_feature_file(const std::string& dir, int64_t k);
 
 }  // namespace dmeval

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <future>
 
+#include "core/cifar10.h"
 #include "core/error.h"
 #include "core/npy.h"
 
@@ -54,7 +55,51 @@ class NpzBatchSource : public ImageSource {
   std::string path_;
   TensorData data_;
 };
+
+// The images of a CIFAR-10 split in the dataset's order (batch 1 image 0 first), as torchvision's
+// CIFAR10 dataset and pytorch-fid users' exported PNG folders order them.
+class Cifar10Source : public ImageSource {
+ public:
+  Cifar10Source(const std::string& dir, const std::string& split) : dir_(dir), split_(split) {
+    const auto files = cifar10_batch_files(dir, split);
+    if (files.empty())
+      fail("{}: no CIFAR-10 {} batches here (data_batch_1..5 or test_batch, python or .bin version)", dir,
+           split);
+    for (const auto& f : files) {
+      batches_.push_back(read_cifar10_batch(f));
+      total_ += batches_.back().count;
+    }
+  }
+  int64_t size() const override { return total_; }
+  std::string name(int64_t i) const override {
+    auto [b, k] = locate(i);
+    return fmt::format("{}[{}]", batches_[b].path, k);
+  }
+  Image load(int64_t i) const override {
+    auto [b, k] = locate(i);
+    return batches_[b].image(k);
+  }
+  std::string describe() const override {
+    return fmt::format("CIFAR-10 {} split in {} ({} images, {} batches)", split_, dir_, total_,
+                       batches_.size());
+  }
+
+ private:
+  std::pair<size_t, int64_t> locate(int64_t i) const {
+    DMEVAL_CHECK(i >= 0 && i < total_, "CIFAR-10 image {} of {}", i, total_);
+    size_t b = 0;
+    while (i >= batches_[b].count) i -= batches_[b++].count;
+    return {b, i};
+  }
+  std::string dir_, split_;
+  std::vector<Cifar10Batch> batches_;
+  int64_t total_ = 0;
+};
 }  // namespace
+
+std::unique_ptr<ImageSource> cifar10_source(const std::string& dir, const std::string& split) {
+  return std::make_unique<Cifar10Source>(dir, split);
+}
 
 std::unique_ptr<ImageSource> folder_source(const std::string& dir, FolderRule rule) {
   return std::make_unique<FolderSource>(dir, rule);
@@ -89,6 +134,13 @@ std::unique_ptr<ImageSource> slice_source(std::shared_ptr<ImageSource> source, i
 
 std::unique_ptr<ImageSource> open_image_source(const std::string& path, FolderRule rule) {
   std::error_code ec;
+  for (const char* split : {"train", "test"}) {
+    const std::string prefix = std::string("cifar10-") + split + ":";
+    if (path.rfind(prefix, 0) == 0) return cifar10_source(path.substr(prefix.size()), split);
+  }
+  // A CIFAR-10 folder (cifar-10-batches-py or -bin): its training split.
+  if (std::filesystem::is_directory(path, ec) && !cifar10_batch_files(path, "train").empty())
+    return cifar10_source(path, "train");
   if (std::filesystem::is_directory(path, ec)) return folder_source(path, rule);
   if (std::filesystem::is_regular_file(path, ec)) return npz_batch_source(path);
   fail("{}: no such folder or file", path);

@@ -1,6 +1,6 @@
-// Image sources for the metrics: a folder (per a tool's discovery rule), a list of files, or an
-// ADM-style .npz batch (`arr_0`, uint8 N x H x W x 3). pump() decodes in parallel and feeds
-// fixed-size batches, in index order, to a sink.
+// Image sources for the metrics: a folder (per a tool's discovery rule), a list of files, an
+// ADM-style .npz batch (`arr_0`, uint8 N x H x W x 3), or CIFAR-10's own batch files. pump() decodes in
+// parallel and feeds fixed-size batches, in index order, to a sink.
 #pragma once
 
 #include <functional>
@@ -24,14 +24,17 @@ class ImageSource {
 
 std::unique_ptr<ImageSource> folder_source(const std::string& dir, FolderRule rule);
 std::unique_ptr<ImageSource> npz_batch_source(const std::string& path);  // arr_0
-// A folder or an .npz image batch, by what the path is.
+// A CIFAR-10 split ("train" or "test") from the python or binary batches in `dir`.
+std::unique_ptr<ImageSource> cifar10_source(const std::string& dir, const std::string& split);
+// A folder, an .npz image batch, `cifar10-train:DIR` / `cifar10-test:DIR`, or a CIFAR-10 batches
+// folder (its training split), by what the path is.
 std::unique_ptr<ImageSource> open_image_source(const std::string& path, FolderRule rule);
 // Images [begin, end) of another source (a shard).
 std::unique_ptr<ImageSource> slice_source(std::shared_ptr<ImageSource> source, int64_t begin, int64_t end);
 
 struct PumpOptions {
   int64_t batch_size = 50;
-  bool skip_bad = false;  // report unreadable images and continue (they are not counted)
+  bool skip_bad = false;    // report unreadable images and continue (they are not counted)
   int64_t first_index = 0;  // global index of the source's first image (shards start at their offset)
   std::function<void(int64_t done, int64_t total)> progress;
 };

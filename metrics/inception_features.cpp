@@ -1,6 +1,7 @@
 #include "metrics/inception_features.h"
 
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -49,6 +50,55 @@ InceptionTaps taps_from_names(const std::vector<std::string>& names) {
 
 int64_t tap_dim(const std::string& name) {
   return tap_info(name).dim;
+}
+
+ScoringNetwork inception_scoring_network(FidInception net, PreprocessMode mode, const std::string& mode_name,
+                                         const std::string& weights_sha256, int64_t micro_batch,
+                                         torch::Device device) {
+  DMEVAL_CHECK(micro_batch >= 1, "micro-batch {}", micro_batch);
+  ScoringNetwork s;
+  s.name = "inception";
+  s.label = "FID Inception (pt_inception-2015-12-05)";  // as `dmeval score` records it
+  s.metric_suffix = "";
+  s.weights_sha256 = weights_sha256;
+  s.mode = mode_name;
+  s.provenance = fmt::format("FID Inception {}; {}; micro-batch {}", weights_sha256.substr(0, 16), mode_name,
+                             micro_batch);
+  s.pool_desc = "pool3 (2048)";
+  s.spatial_desc = "Mixed_6d.branch1x1[:7] (2023)";
+  s.logits_desc = "logits without bias (1008)";
+  s.pool_dim = 2048;
+  s.spatial_dim = 2023;
+  const InceptionTaps taps = taps_from_names({"pool3", "spatial", "logits-unbiased"});
+  net->eval();
+  net->to(device);
+  s.extract = [net, mode, taps, micro_batch, device](const ImageBatch& b) mutable {
+    torch::NoGradGuard no_grad;
+    const int64_t n = static_cast<int64_t>(b.images.size());
+    std::vector<torch::Tensor> pool, spatial, logits;
+    for (int64_t s0 = 0; s0 < n; s0 += micro_batch) {
+      // A full micro-batch always (the last one padded with copies): kernels are chosen by shape.
+      const int64_t m = std::min(micro_batch, n - s0);
+      std::vector<torch::Tensor> inputs(static_cast<size_t>(micro_batch));
+      at::parallel_for(0, micro_batch, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          inputs[static_cast<size_t>(i)] =
+              preprocess(b.images[static_cast<size_t>(s0 + std::min(i, m - 1))], mode);
+      });
+      InceptionOutput out = net->forward(torch::stack(inputs).to(device), taps);
+      pool.push_back(out.pool3.slice(0, 0, m).cpu().contiguous());
+      spatial.push_back(out.spatial.slice(0, 0, m).cpu().contiguous());
+      logits.push_back(out.logits_unbiased.slice(0, 0, m).cpu().contiguous());
+    }
+    if (pool.empty())
+      return std::map<std::string, torch::Tensor>{{"pool", torch::empty({0, 2048})},
+                                                  {"spatial", torch::empty({0, 2023})},
+                                                  {"logits", torch::empty({0, 1008})}};
+    return std::map<std::string, torch::Tensor>{{"pool", torch::cat(pool, 0)},
+                                                {"spatial", torch::cat(spatial, 0)},
+                                                {"logits", torch::cat(logits, 0)}};
+  };
+  return s;
 }
 
 InceptionFeatureSink::InceptionFeatureSink(FidInception net, PreprocessMode mode,

@@ -12,6 +12,7 @@
 #include "metrics/inception_net.h"
 #include "metrics/moments.h"
 #include "metrics/preprocess.h"
+#include "metrics/scoring_network.h"
 
 namespace dmeval {
 
@@ -19,6 +20,13 @@ namespace dmeval {
 const std::vector<std::string>& inception_tap_names();
 InceptionTaps taps_from_names(const std::vector<std::string>& names);  // throws listing the valid names
 int64_t tap_dim(const std::string& name);
+
+// The FID Inception network as a run's scoring network: pool = pool3 (2048), spatial = sFID's
+// Mixed_6d.branch1x1[:7] (2023), logits = the 1008 logits without bias (IS, as torch-fidelity and ADM).
+// Metrics keep the papers' names (fid, sfid, is, precision, recall); `mode_name` is the preprocessing.
+ScoringNetwork inception_scoring_network(FidInception net, PreprocessMode mode, const std::string& mode_name,
+                                         const std::string& weights_sha256, int64_t micro_batch = 50,
+                                         torch::Device device = torch::kCPU);
 
 class InceptionFeatureSink : public ImageSink {
  public:

@@ -1,8 +1,11 @@
 #include "metrics/shapes_features.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace dmeval {
 
@@ -16,7 +19,7 @@ std::map<std::string, torch::Tensor> shapes_net_extract(ShapesNet& net, const Im
                                                         int64_t micro_batch) {
   torch::NoGradGuard no_grad;
   const int64_t n = static_cast<int64_t>(batch.images.size());
-  std::vector<torch::Tensor> fs, ls;
+  std::vector<torch::Tensor> fs, ls, ss;
   for (int64_t s = 0; s < n; s += micro_batch) {
     // A full micro-batch always (the last one padded with copies), so results do not depend on the
     // batch layout: convolution kernels are chosen by shape.
@@ -31,10 +34,13 @@ std::map<std::string, torch::Tensor> shapes_net_extract(ShapesNet& net, const Im
     auto out = net->forward(shapes_net_input(x));
     fs.push_back(out.features.slice(0, 0, m).contiguous());
     ls.push_back(out.logits.slice(0, 0, m).contiguous());
+    ss.push_back(out.spatial.slice(0, 0, m).contiguous());
   }
   if (fs.empty())
-    return {{"features", torch::empty({0, kShapesFeatureDim})}, {"logits", torch::empty({0, net->classes})}};
-  return {{"features", torch::cat(fs, 0)}, {"logits", torch::cat(ls, 0)}};
+    return {{"features", torch::empty({0, kShapesFeatureDim})},
+            {"spatial", torch::empty({0, kShapesSpatialDim})},
+            {"logits", torch::empty({0, net->classes})}};
+  return {{"features", torch::cat(fs, 0)}, {"spatial", torch::cat(ss, 0)}, {"logits", torch::cat(ls, 0)}};
 }
 
 void ShapesFeatureSink::consume(const ImageBatch& batch) {
@@ -42,6 +48,30 @@ void ShapesFeatureSink::consume(const ImageBatch& batch) {
   moments_.add(batch.first_index, rows.at("features"));
   features_.push_back(rows.at("features"));
   logits_.push_back(rows.at("logits"));
+}
+
+ScoringNetwork shapes_scoring_network(const std::string& path, int64_t micro_batch) {
+  ScoringNetwork s;
+  s.name = "shapes-net";
+  s.label = "shapes-net";
+  s.metric_suffix = "[shapes-net]";
+  s.weights_sha256 = sha256_file(path);
+  s.mode = "shapes-net uint8/127.5-1";
+  s.provenance = fmt::format("shapes-net {}; uint8/127.5-1; micro-batch {}", s.weights_sha256.substr(0, 16),
+                             micro_batch);
+  s.pool_desc = "fc1 (256)";
+  s.spatial_desc = "c2 pooled [:32] (2048)";
+  s.logits_desc = "fc2 logits (4)";
+  s.pool_dim = kShapesFeatureDim;
+  s.spatial_dim = kShapesSpatialDim;
+  ShapesNet net = load_shapes_net(path);
+  net->eval();
+  s.extract = [net, micro_batch](const ImageBatch& b) mutable {
+    auto rows = shapes_net_extract(net, b, micro_batch);
+    return std::map<std::string, torch::Tensor>{
+        {"pool", rows.at("features")}, {"spatial", rows.at("spatial")}, {"logits", rows.at("logits")}};
+  };
+  return s;
 }
 
 torch::Tensor ShapesFeatureSink::features() const {

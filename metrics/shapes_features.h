@@ -9,13 +9,18 @@
 
 #include "core/image_sink.h"
 #include "metrics/moments.h"
+#include "metrics/scoring_network.h"
 #include "metrics/shapes_net.h"
 
 namespace dmeval {
 
-// shapes-net "features" (N x 256) and "logits" rows of a batch, in fixed micro-batches.
+// shapes-net "features" (N x 256), "spatial" (N x 2048) and "logits" rows of a batch, in fixed
+// micro-batches.
 std::map<std::string, torch::Tensor> shapes_net_extract(ShapesNet& net, const ImageBatch& batch,
                                                         int64_t micro_batch);
+
+// shapes-net as a run's scoring network (metrics named "...[shapes-net]"), weights from `path`.
+ScoringNetwork shapes_scoring_network(const std::string& path, int64_t micro_batch = 64);
 
 class ShapesFeatureSink : public ImageSink {
  public:

@@ -31,8 +31,9 @@ ShapesNetImpl::Outputs ShapesNetImpl::forward(const torch::Tensor& x) {
                "shapes-net takes (N, 3, 32, 32) images");
   torch::Tensor h = torch::max_pool2d(torch::relu(c1(x)), 2);
   h = torch::max_pool2d(torch::relu(c2(h)), 2);
-  h = torch::max_pool2d(torch::relu(c3(h)), 2);
   Outputs o;
+  o.spatial = h.slice(1, 0, kShapesSpatialChannels).flatten(1);
+  h = torch::max_pool2d(torch::relu(c3(h)), 2);
   o.features = torch::relu(fc1(h.flatten(1)));
   o.logits = fc2(o.features);
   return o;
@@ -57,8 +58,8 @@ ShapesNet load_shapes_net(const std::string& path) {
     auto it = found.find(p.key());
     DMEVAL_CHECK(it != found.end(), "{}: no tensor '{}' (not a shapes-net file?)", path, p.key());
     torch::Tensor t = it->second.to(torch::kFloat32);
-    DMEVAL_CHECK(t.sizes() == p.value().sizes(), "{}: '{}' has shape [{}], shapes-net needs [{}]", path, p.key(),
-                 fmt::join(t.sizes(), ", "), fmt::join(p.value().sizes(), ", "));
+    DMEVAL_CHECK(t.sizes() == p.value().sizes(), "{}: '{}' has shape [{}], shapes-net needs [{}]", path,
+                 p.key(), fmt::join(t.sizes(), ", "), fmt::join(p.value().sizes(), ", "));
     p.value().copy_(t);
     used.insert(p.key());
   }

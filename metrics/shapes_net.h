@@ -21,6 +21,7 @@ class ShapesNetImpl : public torch::nn::Module {
   explicit ShapesNetImpl(int64_t classes = 4);
   struct Outputs {
     torch::Tensor features, logits;
+    torch::Tensor spatial;  // the first 32 channels of c2's pooled map (32x8x8 = 2048), for sFID
   };
   Outputs forward(const torch::Tensor& x);  // x float (N, 3, 32, 32) in [-1, 1]
   torch::nn::Conv2d c1{nullptr}, c2{nullptr}, c3{nullptr};
@@ -30,6 +31,9 @@ class ShapesNetImpl : public torch::nn::Module {
 TORCH_MODULE(ShapesNet);
 
 constexpr int64_t kShapesFeatureDim = 256;
+// As ADM's sFID takes the first 7 of Inception's 768 mixed_6/conv channels (7x17x17): an early
+// layer's spatial map, here the first half of c2's channels after pooling.
+constexpr int64_t kShapesSpatialChannels = 32, kShapesSpatialDim = kShapesSpatialChannels * 8 * 8;
 
 // uint8 (N, 32, 32, 3) images -> network input.
 torch::Tensor shapes_net_input(const torch::Tensor& images_nhwc_uint8);

@@ -89,12 +89,13 @@ std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector
 }
 
 #ifdef DMEVAL_HAVE_PLPLOT
-bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& path) {
+bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& path,
+                      const std::string& fid_metric) {
   std::vector<double> xs, ys;
   std::vector<std::string> labels;
   std::vector<std::string> methods;
   for (const auto& r : results) {
-    auto it = r.metrics.find("fid");
+    auto it = r.metrics.find(fid_metric);
     if (!r.size_mb || it == r.metrics.end() || !it->second.value || *r.size_mb <= 0) continue;
     xs.push_back(std::log10(*r.size_mb));
     ys.push_back(*it->second.value);
@@ -107,8 +108,9 @@ bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& 
     setup(pls, path, 900, 600);
     auto [x0, x1] = padded(*std::min_element(xs.begin(), xs.end()), *std::max_element(xs.begin(), xs.end()));
     auto [y0, y1] = padded(*std::min_element(ys.begin(), ys.end()), *std::max_element(ys.begin(), ys.end()));
-    frame(pls, x0, x1, y0, y1, "Model size (MB, log scale)", "FID (lower is better)", "FID vs model size",
-          true);
+    const std::string name = "FID" + fid_metric.substr(3);
+    frame(pls, x0, x1, y0, y1, "Model size (MB, log scale)", name + " (lower is better)",
+          name + " vs model size", true);
     std::map<std::string, size_t> colour;
     for (size_t i = 0; i < xs.size(); ++i) {
       const size_t c = colour.emplace(methods[i], colour.size()).first->second;
@@ -208,7 +210,7 @@ namespace {
       "(scripts/install-deps.sh) and rebuild to get plots");
 }
 }  // namespace
-bool plot_fid_vs_size(const std::vector<RunResult>&, const std::string&) {
+bool plot_fid_vs_size(const std::vector<RunResult>&, const std::string&, const std::string&) {
   no_plplot();
 }
 bool plot_metric_vs_bits(const std::vector<RunResult>&, const std::string&, const std::string&) {

@@ -20,7 +20,9 @@ struct LatencyBar {
 bool plots_available();
 
 // Each returns false (and writes nothing) when the results hold no point to plot.
-bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& png_path);
+// `fid_metric`: "fid", or a network's variant such as "fid[shapes-net]".
+bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& png_path,
+                      const std::string& fid_metric = "fid");
 bool plot_metric_vs_bits(const std::vector<RunResult>& results, const std::string& metric,
                          const std::string& png_path);
 bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& png_path);

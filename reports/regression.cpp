@@ -1,5 +1,7 @@
 #include "reports/regression.h"
 
+#include "reports/result_set.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -137,7 +139,9 @@ RegressReport compare_runs(db::Connection& c, int64_t baseline, int64_t candidat
     Comparison cmp;
     cmp.metric = key.first;
     cmp.dataset = key.second;
-    const std::string family = key.first.rfind("latency", 0) == 0 ? "latency" : key.first;
+    // "fid[shapes-net]" has fid's direction and threshold.
+    const std::string family =
+        key.first.rfind("latency", 0) == 0 ? "latency" : key.first.substr(0, key.first.find('['));
     cmp.better = direction(family);
     auto b = base.find(key), n = cand.find(key);
     if (b != base.end()) cmp.baseline = b->second.value;
@@ -176,6 +180,89 @@ RegressReport compare_runs(db::Connection& c, int64_t baseline, int64_t candidat
     rep.rows.push_back(cmp);
   }
   return rep;
+}
+
+bool SweepRegressReport::failed() const {
+  if (!missing_cells.empty()) return true;
+  for (const auto& c : cells)
+    if (c.report.failed()) return true;
+  return false;
+}
+
+SweepRegressReport compare_tags(db::Connection& c, const std::string& baseline_tag,
+                                const std::string& candidate_tag, const RegressOptions& o) {
+  auto key = [](const RunResult& r) {
+    std::string k = r.method;
+    if (r.w_bits && r.a_bits) k += " W" + std::to_string(*r.w_bits) + "A" + std::to_string(*r.a_bits);
+    if (r.steps) k += ", " + std::to_string(*r.steps) + " steps";
+    if (r.samples) k += ", N=" + std::to_string(*r.samples);
+    return k;
+  };
+  auto runs_of = [&](const std::string& tag) {
+    ResultFilter f;
+    f.tag = tag;
+    std::map<std::string, int64_t> by_cell;  // the latest finished run per cell
+    for (const auto& r : load_results(c, f)) {
+      auto& id = by_cell[key(r)];
+      id = std::max(id, r.id);
+    }
+    return by_cell;
+  };
+  const auto base = runs_of(baseline_tag), cand = runs_of(candidate_tag);
+  if (base.empty()) fail("no finished runs under the baseline tag '{}'", baseline_tag);
+  if (cand.empty()) fail("no finished runs under the candidate tag '{}'", candidate_tag);
+  SweepRegressReport rep;
+  rep.baseline_tag = baseline_tag;
+  rep.candidate_tag = candidate_tag;
+  for (const auto& [cell, id] : base) {
+    auto it = cand.find(cell);
+    if (it == cand.end()) {
+      rep.missing_cells.push_back(cell);
+      continue;
+    }
+    rep.cells.push_back({cell, compare_runs(c, id, it->second, o)});
+  }
+  for (const auto& [cell, id] : cand)
+    if (!base.count(cell)) rep.new_cells.push_back(cell);
+  return rep;
+}
+
+std::string render_sweep_regress(const SweepRegressReport& r, const std::string& format) {
+  const std::string verdict = r.failed() ? "FAIL" : "PASS";
+  auto cell_verdict = [](const RegressReport& rep) { return rep.failed() ? "FAIL" : "PASS"; };
+  if (format == "md") {
+    std::string out =
+        "# Regression report: " + r.candidate_tag + " vs " + r.baseline_tag + " — " + verdict + "\n\n";
+    out += "| cell | baseline run | candidate run | verdict |\n|---|---:|---:|---|\n";
+    for (const auto& c : r.cells)
+      out += "| " + c.cell + " | " + std::to_string(c.report.baseline) + " | " +
+             std::to_string(c.report.candidate) + " | " + cell_verdict(c.report) + " |\n";
+    for (const auto& m : r.missing_cells) out += "| " + m + " | | – | MISSING in the candidate |\n";
+    for (const auto& m : r.new_cells) out += "| " + m + " | – | | new |\n";
+    for (const auto& c : r.cells) out += "\n### " + c.cell + "\n\n" + render_regress(c.report, format);
+    return out;
+  }
+  if (format == "html") {
+    std::string out =
+        "<section class=\"dmeval-regress-sweep\"><h2>Regression report: " + html_escape(r.candidate_tag) +
+        " vs " + html_escape(r.baseline_tag) + " — <span class=\"verdict\">" + verdict +
+        "</span></h2>\n<table><thead><tr><th>cell</th><th>baseline run</th><th>candidate run</th>"
+        "<th>verdict</th></tr></thead><tbody>\n";
+    for (const auto& c : r.cells)
+      out += "<tr><td>" + html_escape(c.cell) + "</td><td>" + std::to_string(c.report.baseline) +
+             "</td><td>" + std::to_string(c.report.candidate) + "</td><td>" + cell_verdict(c.report) +
+             "</td></tr>\n";
+    for (const auto& m : r.missing_cells)
+      out +=
+          "<tr class=\"MISSING\"><td>" + html_escape(m) + "</td><td></td><td>–</td><td>MISSING</td></tr>\n";
+    for (const auto& m : r.new_cells)
+      out += "<tr><td>" + html_escape(m) + "</td><td>–</td><td></td><td>new</td></tr>\n";
+    out += "</tbody></table>\n";
+    for (const auto& c : r.cells)
+      out += "<h3>" + html_escape(c.cell) + "</h3>\n" + render_regress(c.report, format);
+    return out + "</section>\n";
+  }
+  fail("unknown regression report format '{}' (md, html)", format);
 }
 
 std::string render_regress(const RegressReport& r, const std::string& format) {

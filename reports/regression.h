@@ -54,6 +54,22 @@ struct RegressReport {
 
 RegressReport compare_runs(db::Connection& c, int64_t baseline, int64_t candidate,
                            const RegressOptions& options);
+
+// Two sweeps (all runs under two tags), cell by cell: runs pair up by method, bits, steps and sample
+// count; a cell the candidate lacks fails the report.
+struct SweepRegressReport {
+  std::string baseline_tag, candidate_tag;
+  struct Cell {
+    std::string cell;
+    RegressReport report;
+  };
+  std::vector<Cell> cells;
+  std::vector<std::string> missing_cells, new_cells;
+  bool failed() const;
+};
+SweepRegressReport compare_tags(db::Connection& c, const std::string& baseline_tag,
+                                const std::string& candidate_tag, const RegressOptions& options);
+std::string render_sweep_regress(const SweepRegressReport& report, const std::string& format);
 std::string render_regress(const RegressReport& report, const std::string& format);  // md or html
 
 }  // namespace dmeval::reports

@@ -22,6 +22,7 @@ struct MethodName {
   const char* printed;
 };
 const MethodName kMethodOrder[] = {{"fp", "FP"},
+                                   {"baseline", "Baseline (min-max)"},
                                    {"q-diffusion", "Q-Diffusion"},
                                    {"ptqd", "PTQD"},
                                    {"ptq4dm", "PTQ4DM"},
@@ -33,7 +34,8 @@ const MethodName kMethodOrder[] = {{"fp", "FP"},
 int method_rank(const std::string& m) {
   const std::string l = lower(m);
   for (size_t i = 0; i < std::size(kMethodOrder); ++i)
-    if (l == kMethodOrder[i].key || (l == "qdiffusion" && i == 1)) return static_cast<int>(i);
+    if (l == kMethodOrder[i].key || (l == "qdiffusion" && std::string(kMethodOrder[i].key) == "q-diffusion"))
+      return static_cast<int>(i);
   return static_cast<int>(std::size(kMethodOrder));
 }
 
@@ -92,33 +94,67 @@ Table make_table(const std::string& title, std::vector<std::string> key_headers,
   return t;
 }
 
-std::vector<Column> tinydm_columns() {
+// The TinyDM table's columns; `suffix` names a feature network other than Inception ("[shapes-net]"),
+// whose figures get their own table under their own names.
+std::vector<Column> tinydm_columns(const std::string& suffix) {
   return {{"Size (MB)", "size_mb", 0, 2, 1},
-          {"FID ↓", "fid", -1, 2, 1},
-          {"sFID ↓", "sfid", -1, 2, 1},
-          {"IS ↑", "is", +1, 2, 1},
-          {"Precision ↑", "precision", +1, 2, 100}};
+          {"FID" + suffix + " ↓", "fid" + suffix, -1, 2, 1},
+          {"sFID" + suffix + " ↓", "sfid" + suffix, -1, 2, 1},
+          {"IS" + suffix + " ↑", "is" + suffix, +1, 2, 1},
+          {"Precision" + suffix + " ↑", "precision" + suffix, +1, 2, 100}};
+}
+
+// "[shapes-net]" of "fid[shapes-net]"; "" for the Inception names.
+std::string network_suffix(const std::string& metric) {
+  const size_t open = metric.find('[');
+  return open == std::string::npos || metric.back() != ']' ? std::string() : metric.substr(open);
 }
 
 std::vector<Table> tinydm_layout(const std::vector<RunResult>& results) {
-  std::vector<const RunResult*> runs;
-  for (const auto& r : results) runs.push_back(&r);
-  std::stable_sort(runs.begin(), runs.end(), [](const RunResult* a, const RunResult* b) {
-    auto s = [](const RunResult* r) { return r->steps.value_or(0); };
-    if (s(a) != s(b)) return s(a) < s(b);
-    auto w = [](const RunResult* r) { return std::make_pair(r->w_bits.value_or(0), r->a_bits.value_or(0)); };
-    if (w(a) != w(b)) return w(a) > w(b);  // FP (32/32) first, then fewer bits
-    if (method_rank(a->method) != method_rank(b->method))
-      return method_rank(a->method) < method_rank(b->method);
-    return a->method < b->method;
-  });
+  static const char* kColumns[] = {"fid", "sfid", "is", "precision"};
+  // One table per feature network found (Inception first), each holding the runs scored with it.
+  std::vector<std::string> suffixes;
+  for (const auto& r : results)
+    for (const auto& [name, v] : r.metrics) {
+      const std::string sfx = network_suffix(name);
+      const std::string base = name.substr(0, name.size() - sfx.size());
+      if (std::find(std::begin(kColumns), std::end(kColumns), base) == std::end(kColumns)) continue;
+      if (std::find(suffixes.begin(), suffixes.end(), sfx) == suffixes.end()) suffixes.push_back(sfx);
+    }
+  std::sort(suffixes.begin(), suffixes.end());
+  if (suffixes.empty()) suffixes.push_back("");
   auto steps = [](const RunResult& r) { return r.steps ? std::to_string(*r.steps) : std::string(); };
-  return {make_table(
-      "", {"Timesteps", "Bit-width (W/A)", "Method"}, tinydm_columns(), runs,
-      [&](const RunResult& r) {
-        return std::vector<std::string>{steps(r), bits_text(r), method_printed(r.method)};
-      },
-      [&](const RunResult& r) { return steps(r) + "|" + bits_text(r); })};
+  std::vector<Table> tables;
+  for (const auto& sfx : suffixes) {
+    std::vector<const RunResult*> runs;
+    for (const auto& r : results) {
+      bool has = false;
+      for (const char* c : kColumns) has |= r.metrics.count(c + sfx) > 0;
+      if (has || (suffixes.size() == 1 && r.metrics.empty())) runs.push_back(&r);
+    }
+    std::stable_sort(runs.begin(), runs.end(), [](const RunResult* a, const RunResult* b) {
+      auto s = [](const RunResult* r) { return r->steps.value_or(0); };
+      if (s(a) != s(b)) return s(a) < s(b);
+      auto w = [](const RunResult* r) {
+        return std::make_pair(r->w_bits.value_or(0), r->a_bits.value_or(0));
+      };
+      if (w(a) != w(b)) return w(a) > w(b);  // FP (32/32) first, then fewer bits
+      if (method_rank(a->method) != method_rank(b->method))
+        return method_rank(a->method) < method_rank(b->method);
+      return a->method < b->method;
+    });
+    const std::string title =
+        sfx.empty() || suffixes.size() == 1
+            ? std::string()
+            : "Scored with " + sfx.substr(1, sfx.size() - 2) + " (not comparable with Inception figures)";
+    tables.push_back(make_table(
+        title, {"Timesteps", "Bit-width (W/A)", "Method"}, tinydm_columns(sfx), runs,
+        [&](const RunResult& r) {
+          return std::vector<std::string>{steps(r), bits_text(r), method_printed(r.method)};
+        },
+        [&](const RunResult& r) { return steps(r) + "|" + bits_text(r); }));
+  }
+  return tables;
 }
 
 std::vector<Table> sr_layout(const std::vector<RunResult>& results) {

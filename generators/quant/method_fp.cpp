@@ -7,14 +7,13 @@ namespace dmeval {
 namespace {
 class FpModel : public QuantizedModel {
  public:
-  FpModel(DdimUNet unet, UNetRunOptions run) : unet_(std::move(unet)), run_(run) {}
+  FpModel(DdimUNet unet, UNetRunOptions run) : QuantizedModel(run), unet_(std::move(unet)) {}
   EpsModel eps() override { return make_unet_eps(unet_, run_); }
   std::vector<std::pair<std::string, torch::Tensor>> state() override { return {}; }
   double weight_bits(const LayerInfo&) const override { return 32; }
 
  private:
   DdimUNet unet_;
-  UNetRunOptions run_;
 };
 
 class FpMethod : public QuantMethod {

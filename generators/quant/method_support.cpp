@@ -51,7 +51,7 @@ void apply_first_last(QuantPlan& plan, const DdimUNet& unet, const std::string& 
 }
 
 UNetQuantizedModel::UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run)
-    : unet_(std::move(unet)), run_(run) {
+    : QuantizedModel(run), unet_(std::move(unet)) {
   auto handles = layer_handles(*unet_);
   for (size_t i = 0; i < handles.size(); ++i)
     bits_[handles[i].name] = plan.layers[i].weight ? plan.layers[i].weight->bits : 32.0;

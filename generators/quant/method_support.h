@@ -36,7 +36,6 @@ class UNetQuantizedModel : public QuantizedModel {
 
  private:
   DdimUNet unet_;
-  UNetRunOptions run_;
   std::unique_ptr<QuantizedUNet> qunet_;
   std::map<std::string, double> bits_;
 };

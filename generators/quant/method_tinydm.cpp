@@ -64,8 +64,8 @@ class TinyDMModel : public QuantizedModel {
  public:
   TinyDMModel(DdimUNet unet, BitWidths bits, std::vector<int64_t> timesteps, TinyDMOptions o,
               UNetRunOptions run)
-      : unet_(std::move(unet)),
-        run_(run),
+      : QuantizedModel(run),
+        unet_(std::move(unet)),
         timesteps_(std::move(timesteps)),
         step_(std::make_shared<int64_t>(0)) {
     const int64_t S = static_cast<int64_t>(timesteps_.size());
@@ -182,7 +182,6 @@ class TinyDMModel : public QuantizedModel {
 
  private:
   DdimUNet unet_;
-  UNetRunOptions run_;
   std::vector<int64_t> timesteps_;
   std::shared_ptr<int64_t> step_;
   std::vector<std::pair<std::string, std::shared_ptr<TinyDMLayer>>> layers_;

@@ -46,7 +46,12 @@ struct QuantContext {
 
 class QuantizedModel {
  public:
+  explicit QuantizedModel(UNetRunOptions run = {}) : run_(run) {}
   virtual ~QuantizedModel() = default;
+  // Device and micro-batch of the network passes eps() makes (latency is measured at exactly the
+  // batch being timed; sampling keeps the fixed evaluation micro-batch).
+  void set_run_options(const UNetRunOptions& run) { run_ = run; }
+  const UNetRunOptions& run_options() const { return run_; }
   // The sampler's view of the quantized network (with the method's corrections, e.g. PTQD's).
   virtual EpsModel eps() = 0;
   // Everything that defines the calibration (quantizer parameters, method state), by name.
@@ -62,6 +67,7 @@ class QuantizedModel {
   virtual nlohmann::ordered_json report() const { return report_; }
 
  protected:
+  UNetRunOptions run_;
   nlohmann::ordered_json report_ = nlohmann::ordered_json::object();
 };
 

@@ -1,6 +1,7 @@
 // `dmeval db list|show|export|gc`: what the results database holds.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -123,6 +124,25 @@ void add_db_command(CLI::App& app) {
       std::printf("%5lld  %-24s %-11s %-16s %7lld  %s\n", static_cast<long long>(x.id), x.started_at.c_str(),
                   x.status.c_str(), x.tag.c_str(), static_cast<long long>(x.metrics),
                   x.command_line.substr(0, 80).c_str());
+  });
+
+  auto tag_prefix = std::make_shared<std::string>();
+  auto* tags = cmd->add_subcommand("tags", "tags with finished runs, oldest first (by their latest run)");
+  db_opt(tags);
+  tags->add_option("--prefix", *tag_prefix, "only tags starting with this (e.g. nightly-)");
+  tags->callback([o, open, tag_prefix] {
+    db::ResultsDb r = open();
+    std::vector<std::pair<int64_t, std::string>> latest;  // (latest finished run, tag)
+    for (const auto& x : r.list_runs()) {
+      if (x.status != "finished" || x.tag.empty() || x.tag.rfind(*tag_prefix, 0) != 0) continue;
+      auto it = std::find_if(latest.begin(), latest.end(), [&](const auto& p) { return p.second == x.tag; });
+      if (it == latest.end())
+        latest.emplace_back(x.id, x.tag);
+      else
+        it->first = std::max(it->first, x.id);
+    }
+    std::sort(latest.begin(), latest.end());
+    for (const auto& [id, tag] : latest) std::printf("%s\n", tag.c_str());
   });
 
   auto* show = cmd->add_subcommand("show", "one run: provenance, configuration, metrics");

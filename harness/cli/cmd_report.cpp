@@ -25,15 +25,18 @@ namespace dmeval::cli {
 namespace {
 void add_regress(CLI::App* cmd) {
   struct Opts {
-    std::string db, baseline, candidate, format = "md", out;
+    std::string db, baseline, candidate, baseline_tag, candidate_tag, format = "md", out;
     std::vector<std::string> thresholds;
     double noise_k = 2.0;
   };
   auto o = std::make_shared<Opts>();
   auto* r = cmd->add_subcommand("regress", "compare a candidate run with a baseline; exit 1 on regression");
   r->add_option("--db", o->db, "results database (default: $DMEVAL_DB, else ./dmeval.db)");
-  r->add_option("--baseline", o->baseline, "run id, tag, latest or previous")->required();
-  r->add_option("--candidate", o->candidate, "run id, tag, latest or previous")->required();
+  r->add_option("--baseline", o->baseline, "run id, tag, latest or previous");
+  r->add_option("--candidate", o->candidate, "run id, tag, latest or previous");
+  r->add_option("--baseline-tag", o->baseline_tag,
+                "compare whole sweeps: every run under this tag against the same cell under --candidate-tag");
+  r->add_option("--candidate-tag", o->candidate_tag, "the sweep to check (with --baseline-tag)");
   r->add_option(
       "--threshold", o->thresholds,
       "per-metric threshold, absolute (fid=0.5) or relative (fid=2%); repeatable. Defaults: fid/sfid/is "
@@ -48,6 +51,18 @@ void add_regress(CLI::App* cmd) {
     reports::RegressOptions ro;
     ro.noise_k = o->noise_k;
     for (const auto& t : o->thresholds) ro.thresholds.insert(reports::parse_threshold(t));
+    if (!o->baseline_tag.empty() || !o->candidate_tag.empty()) {
+      if (o->baseline_tag.empty() || o->candidate_tag.empty() || !o->baseline.empty() ||
+          !o->candidate.empty())
+        fail("give --baseline-tag and --candidate-tag together (and not --baseline/--candidate)");
+      reports::SweepRegressReport rep =
+          reports::compare_tags(rdb.connection(), o->baseline_tag, o->candidate_tag, ro);
+      write_output(o->out, reports::render_sweep_regress(rep, o->format));
+      if (rep.failed()) throw ExitCode{1};
+      return;
+    }
+    if (o->baseline.empty() || o->candidate.empty())
+      fail("give --baseline and --candidate runs (or --baseline-tag and --candidate-tag sweeps)");
     const int64_t b = rdb.resolve_run(o->baseline), c = rdb.resolve_run(o->candidate);
     if (b == c) fail("--baseline and --candidate are the same run ({})", b);
     reports::RegressReport rep = reports::compare_runs(rdb.connection(), b, c, ro);
@@ -60,7 +75,7 @@ void add_regress(CLI::App* cmd) {
 std::string auto_layout(const std::vector<reports::RunResult>& results) {
   bool gen = false, sr = false;
   for (const auto& r : results) {
-    gen |= r.w_bits.has_value() && r.metrics.count("fid");
+    for (const auto& [name, v] : r.metrics) gen |= r.w_bits.has_value() && name.rfind("fid", 0) == 0;
     sr |= r.metrics.count("psnr") > 0;
   }
   return gen ? "tinydm" : sr ? "sr" : "generic";
@@ -94,13 +109,22 @@ std::vector<reports::HtmlFigure> write_plots(db::Connection& c,
     std::fprintf(stderr, "dmeval: built without PLplot: the report has no plots\n");
     return out;
   }
+  // Inception names when any run has them, else the feature network the runs were scored with.
+  std::string suffix;
+  bool inception = false;
+  for (const auto& r : results)
+    for (const auto& [name, v] : r.metrics) {
+      inception |= name == "fid";
+      if (name.rfind("fid[", 0) == 0 && suffix.empty()) suffix = name.substr(3);
+    }
+  if (inception) suffix.clear();
   const std::string pareto = dir + "/fid_vs_size.png";
-  if (reports::plot_fid_vs_size(results, pareto))
-    out.push_back({"FID vs model size (Pareto front dashed)", pareto});
+  if (reports::plot_fid_vs_size(results, pareto, "fid" + suffix))
+    out.push_back({"FID" + suffix + " vs model size (Pareto front dashed)", pareto});
   for (const char* m : {"fid", "sfid", "is", "precision"}) {
     const std::string p = dir + "/" + m + "_vs_bits.png";
-    if (reports::plot_metric_vs_bits(results, m, p))
-      out.push_back({std::string(m) + " vs weight bit-width", p});
+    if (reports::plot_metric_vs_bits(results, m + suffix, p))
+      out.push_back({std::string(m) + suffix + " vs weight bit-width", p});
   }
   const std::string lat = dir + "/latency.png";
   if (reports::plot_latency(latency_bars(c, results), lat)) out.push_back({"Latency per method", lat});

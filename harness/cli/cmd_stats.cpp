@@ -8,6 +8,7 @@
 #include "core/torch_bridge.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/inception_cli.h"
+#include "metrics/reference_stats.h"
 
 namespace dmeval::cli {
 
@@ -34,14 +35,19 @@ void add_stats_command(CLI::App& app) {
     InceptionOptions inception;
     std::string path, out, shard;
     std::vector<std::string> merge;
-    bool sfid = false, moments = false;
+    bool sfid = false, moments = false, features = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd =
       app.add_subcommand("stats", "pytorch-fid statistics (.npz with mu, sigma) of a folder or .npz batch");
-  cmd->add_option("path", o->path, "image folder or ADM-style .npz (arr_0)");
+  cmd->add_option("path", o->path,
+                  "image folder, ADM-style .npz (arr_0), or CIFAR-10 batches (a cifar-10-batches-py/-bin "
+                  "folder: its training split; cifar10-test:DIR for the test split)");
   cmd->add_option("-o,--out", o->out, "output .npz")->required();
   cmd->add_flag("--sfid", o->sfid, "also store mu_s, sigma_s of the spatial features (ADM reference layout)");
+  cmd->add_flag("--features", o->features,
+                "also store every image's pool3 features (precision/recall against this reference in "
+                "dmeval run)");
   cmd->add_option("--shard", o->shard, "process only shard K of N (contiguous ranges of the sorted images)");
   cmd->add_flag("--moments", o->moments,
                 "write the exact mergeable moments instead of mu/sigma (for --merge)");
@@ -70,12 +76,15 @@ void add_stats_command(CLI::App& app) {
     if (o->path.empty()) fail("stats needs an image PATH (or --merge FILES)");
     if (!o->shard.empty() && !o->moments)
       fail("--shard writes a partial result: add --moments, then --merge");
-    if (o->moments && o->sfid) fail("--moments stores one tap; run it again with --dims for other taps");
+    if (o->moments && (o->sfid || o->features))
+      fail("--moments stores one tap's moments; run it again with --dims for other taps");
     InceptionSetup s = load_inception(o->inception);
     const std::string tap = dims_tap(o->inception.dims);
     std::vector<std::string> moment_taps = {tap};
     if (o->sfid) moment_taps.push_back("spatial");
-    InceptionFeatureSink sink(s.net, s.mode, {}, moment_taps);
+    std::vector<std::string> keep;
+    if (o->features) keep.push_back(tap);
+    InceptionFeatureSink sink(s.net, s.mode, keep, moment_taps);
     std::shared_ptr<ImageSource> source = image_source_for(o->path, o->inception);
     int64_t first = 0;
     if (!o->shard.empty()) {
@@ -88,15 +97,14 @@ void add_stats_command(CLI::App& app) {
     if (o->moments) {
       sink.moments(tap).save(o->out, j.dump());  // provenance without counts: shards must match
     } else {
-      FeatureStats st = sink.stats(tap);
-      std::vector<std::pair<std::string, TensorData>> arrays = {{"mu", from_torch(st.mu)},
-                                                                {"sigma", from_torch(st.sigma)}};
-      if (o->sfid) {
-        FeatureStats sp = sink.stats("spatial");
-        arrays.emplace_back("mu_s", from_torch(sp.mu));
-        arrays.emplace_back("sigma_s", from_torch(sp.sigma));
-      }
-      write_npz(o->out, arrays, /*compressed=*/true);
+      ReferenceStats ref;
+      ref.pool = sink.stats(tap);
+      if (o->sfid) ref.spatial = sink.stats("spatial");
+      if (o->features) ref.features = sink.features(tap);
+      ref.count = r.images;
+      // What a run checks before scoring against this file (network, weights, preprocessing).
+      if (tap == "pool3") ref.provenance = features_key("inception", s.weights_sha256, o->inception.mode);
+      write_reference_stats(o->out, ref);
     }
     j["n"] = r.images;
     j["skipped"] = r.skipped.size();

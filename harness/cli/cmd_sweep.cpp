@@ -28,7 +28,8 @@ std::vector<std::string> split_list(const std::string& s) {
 void add_sweep_command(CLI::App& app) {
   struct Opts {
     RunCellOptions cell;
-    std::string methods = "fp,baseline,qdiffusion,ptq4dm,ptqd,tinydm", bits = "8/8,4/8", steps, format = "md";
+    std::string methods = "fp,baseline,qdiffusion,ptq4dm,ptqd,tinydm", bits = "8/8,4/8", steps, format = "md",
+                layout = "tinydm";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("sweep", "run every method x bits (x steps) cell, skipping finished ones");
@@ -39,9 +40,14 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--steps-list", o->steps, "comma-separated sampler step counts (default: --steps)");
   cmd->add_option("--format", o->format, "table format at the end: md, latex, csv, html, json")
       ->capture_default_str();
-  cmd->callback([o] {
+  cmd->add_option("--layout", o->layout, "table layout at the end (dmeval report table --layout)")
+      ->capture_default_str();
+  cmd->callback([o, cmd] {
     RunCellOptions& base = o->cell;
+    resolve_run_options(*cmd, base);
+    if (base.out.empty()) base.out = default_run_root(base);
     if (base.db.tag.empty()) base.db.tag = "sweep";
+    if (base.db.db.empty()) base.db.db = db::default_db_path();
     std::vector<int64_t> steps;
     for (const auto& s : split_list(o->steps)) steps.push_back(std::stoll(s));
     if (steps.empty()) steps.push_back(base.sampler.steps);
@@ -55,7 +61,7 @@ void add_sweep_command(CLI::App& app) {
         for (const auto& b : m == "fp" ? std::vector<std::string>{"32/32"} : bits) {
           const BitWidths bw = parse_bits(b);
           {  // already finished under this tag?
-            db::ResultsDb rdb = db::ResultsDb::open(base.db.db.empty() ? db::default_db_path() : base.db.db);
+            db::ResultsDb rdb = db::ResultsDb::open(base.db.db);
             reports::ResultFilter f;
             f.tag = base.db.tag;
             f.method = m;
@@ -72,14 +78,16 @@ void add_sweep_command(CLI::App& app) {
           }
           RunCellOptions c = base;
           c.quant.method = m;
-          // --calib applies to the methods that have the setting (one list serves a whole sweep)
+          // --calib applies to the methods that have the setting (one list serves a whole sweep); the
+          // profile's budget for the method is added by run_cell
           const auto defaults = quant_method(m).default_settings();
           c.quant.calib.clear();
           for (const auto& kv : base.quant.calib)
             if (defaults.contains(kv.substr(0, kv.find('=')))) c.quant.calib.push_back(kv);
           c.quant.bits = b;
           c.sampler.steps = st;
-          c.out = fmt::format("{}/{}-W{}A{}-{}steps", base.out, m, bw.weight, bw.act, st);
+          c.out = base.out + "/" + cell_name(c);
+          if (!base.save_samples.empty()) c.save_samples = base.save_samples + "/" + cell_name(c);
           std::fprintf(stderr, "sweep: %s %s, %lld steps -> %s\n", m.c_str(), b.c_str(),
                        static_cast<long long>(st), c.out.c_str());
           auto res = run_cell(c);
@@ -91,12 +99,12 @@ void add_sweep_command(CLI::App& app) {
     std::fprintf(stderr, "sweep: %lld cells run, %lld already finished, %lld unfinished\n",
                  static_cast<long long>(done), static_cast<long long>(skipped),
                  static_cast<long long>(pending));
-    db::ResultsDb rdb = db::ResultsDb::open(base.db.db.empty() ? db::default_db_path() : base.db.db);
+    db::ResultsDb rdb = db::ResultsDb::open(base.db.db);
     reports::ResultFilter f;
     f.tag = base.db.tag;
     auto results = reports::load_results(rdb.connection(), f);
     reports::TableOptions to;
-    to.layout = "generic";
+    to.layout = o->layout;
     std::printf("%s", reports::render_tables(reports::build_tables(results, to), o->format).c_str());
   });
 }

@@ -43,6 +43,7 @@ void add_shapes_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_model_info_command(CLI::App& app);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/checkpoint.h"
+#include "core/cifar10.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/image_folder.h"
@@ -135,6 +136,15 @@ PumpReport run_images(const ImageSource& source, const InceptionOptions& o, Ince
 int64_t record_reference(RunRecorder& rec, const std::string& path, const InceptionOptions& o,
                          std::optional<int64_t> count) {
   std::error_code ec;
+  // CIFAR-10 batches: the hashes of the batch files.
+  for (const char* split : {"train", "test"}) {
+    const std::string prefix = std::string("cifar10-") + split + ":";
+    if (path.rfind(prefix, 0) == 0)
+      return rec.reference_set(path.substr(prefix.size()), std::string("cifar10-") + split, count,
+                               cifar10_batch_files(path.substr(prefix.size()), split));
+  }
+  if (std::filesystem::is_directory(path, ec) && !cifar10_batch_files(path, "train").empty())
+    return rec.reference_set(path, "cifar10-train", count, cifar10_batch_files(path, "train"));
   if (std::filesystem::is_directory(path, ec)) {
     FolderRule rule = o.mode == "tf" ? FolderRule::kTorchFidelity : FolderRule::kPytorchFid;
     return rec.reference_set(path, "images", count, list_images(path, rule));

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -103,6 +104,35 @@ void ChunkLedger::lock(const std::string& name) {
   if (::ftruncate(lock_fd_, 0) == 0 && ::write(lock_fd_, pid.data(), pid.size()) < 0) {
     // the pid is informational only
   }
+}
+
+nlohmann::ordered_json ChunkLedger::read_identity(const std::string& dir) {
+  const std::string run = dir + "/run.json";
+  DMEVAL_CHECK(fs::exists(run), "{}: no run record here (not a dmeval run folder?)", dir);
+  try {
+    return nlohmann::ordered_json::parse(read_file(run));
+  } catch (const std::exception& e) {
+    fail("{}: unreadable run record ({})", run, e.what());
+  }
+}
+
+std::vector<int64_t> ChunkLedger::done_chunks() const {
+  std::vector<int64_t> out;
+  for (const auto& e : fs::directory_iterator(dir_ + "/chunks")) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".json" || name.size() != 11) continue;
+    try {
+      out.push_back(std::stoll(name.substr(0, 6)));
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void ChunkLedger::import_record(const std::string& from_dir, int64_t chunk) {
+  const std::string src = fmt::format("{}/chunks/{:06d}.json", from_dir, chunk);
+  write_atomic(chunk_path(chunk), read_file(src));
 }
 
 std::string ChunkLedger::chunk_path(int64_t chunk) const {

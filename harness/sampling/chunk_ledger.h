@@ -30,6 +30,13 @@ class ChunkLedger {
   // Producer state saved after `chunk` (empty if none was saved).
   std::vector<uint8_t> state_after(int64_t chunk) const;
   nlohmann::ordered_json chunk_record(int64_t chunk) const;
+  // The identity recorded in a ledger folder (throws naming it when there is none).
+  static nlohmann::ordered_json read_identity(const std::string& dir);
+  // Chunk numbers with a record, ascending.
+  std::vector<int64_t> done_chunks() const;
+  // Copies chunk `chunk`'s record from another ledger folder of the same run (the caller copies the
+  // chunk's outputs first: the record is the commit marker).
+  void import_record(const std::string& from_dir, int64_t chunk);
   // Holds an exclusive lock for `name` (e.g. the shard) while the ledger lives; throws if another
   // process holds it.
   void lock(const std::string& name);

@@ -22,9 +22,8 @@ struct RunResult {
   std::string output;  // stdout (and stderr unless discarded)
 };
 
-// With stderr = false, stderr is discarded and `output` is stdout alone (for JSON parsing).
-inline RunResult run_dmeval(const std::string& args, bool stderr = true) {
-  std::string cmd = std::string(DMEVAL_BIN) + " " + args + (stderr ? " 2>&1" : " 2>/dev/null");
+// Runs a shell command line and captures its stdout.
+inline RunResult run_dmeval_cmd(const std::string& cmd) {
   RunResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -34,6 +33,21 @@ inline RunResult run_dmeval(const std::string& args, bool stderr = true) {
   int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// With stderr = false, stderr is discarded and `output` is stdout alone (for JSON parsing).
+inline RunResult run_dmeval(const std::string& args, bool stderr = true) {
+  return run_dmeval_cmd(std::string(DMEVAL_BIN) + " " + args + (stderr ? " 2>&1" : " 2>/dev/null"));
+}
+
+// dmeval under `env ENV_ARGS` (e.g. "-u DMEVAL_WEIGHTS HOME=/tmp/x"), stderr included.
+inline RunResult run_dmeval_env(const std::string& env_args, const std::string& args) {
+  return run_dmeval_cmd("env " + env_args + " " + std::string(DMEVAL_BIN) + " " + args + " 2>&1");
+}
+
+// Any shell command line, stdout only unless it redirects stderr itself.
+inline RunResult run_shell(const std::string& cmd) {
+  return run_dmeval_cmd(cmd);
 }
 
 // Starts dmeval with `args` (split at spaces), waits until `marker` exists (e.g. a run's first
