@@ -1,4 +1,5 @@
 // `dmeval report table`: the papers' comparison tables from the results database.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -131,6 +132,84 @@ std::vector<reports::HtmlFigure> write_plots(db::Connection& c,
   return out;
 }
 
+// The first `count` images of a folder in a grid: "DIR=LABEL" (or DIR, labelled with its name).
+struct FolderGrid {
+  std::string dir, label;
+  int count = 0;
+  Image image;
+};
+// Nearest-neighbour enlargement by an integer factor (small samples become visible).
+Image zoomed(const Image& im, int f) {
+  if (f <= 1) return im;
+  Image out;
+  out.width = im.width * f;
+  out.height = im.height * f;
+  out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x)
+      for (int c = 0; c < 3; ++c)
+        out.pixels[(static_cast<size_t>(y) * out.width + x) * 3 + c] =
+            im.pixels[(static_cast<size_t>(y / f) * im.width + x / f) * 3 + c];
+  return out;
+}
+
+FolderGrid folder_grid(const std::string& spec, int count, int columns, int zoom = 1) {
+  FolderGrid g;
+  const auto eq = spec.find('=');
+  g.dir = spec.substr(0, eq);
+  g.label = eq == std::string::npos ? std::filesystem::path(g.dir).filename().string() : spec.substr(eq + 1);
+  std::vector<Image> imgs;
+  for (const auto& f : list_pairable_images(g.dir)) {
+    if (static_cast<int>(imgs.size()) >= count) break;
+    imgs.push_back(zoomed(decode_image_file(f), zoom));
+  }
+  if (imgs.empty()) fail("{}: no images for a sample grid", g.dir);
+  g.count = static_cast<int>(imgs.size());
+  g.image = reports::sample_grid(imgs, columns, g.label);
+  return g;
+}
+
+// Images one under another on white, left-aligned.
+Image stack_vertically(const std::vector<Image>& parts, int gap) {
+  Image out;
+  for (const auto& p : parts) {
+    out.width = std::max(out.width, p.width);
+    out.height += p.height + (out.height ? gap : 0);
+  }
+  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 255);
+  int y0 = 0;
+  for (const auto& p : parts) {
+    for (int y = 0; y < p.height; ++y)
+      std::copy_n(p.pixels.begin() + static_cast<std::ptrdiff_t>(y) * p.width * 3, p.width * 3,
+                  out.pixels.begin() + (static_cast<std::ptrdiff_t>(y0 + y) * out.width) * 3);
+    y0 += p.height + gap;
+  }
+  return out;
+}
+
+void add_grid(CLI::App* cmd) {
+  struct Opts {
+    std::vector<std::string> folders;
+    std::string out;
+    int count = 64, columns = 8, zoom = 1;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* g = cmd->add_subcommand("grid", "sample grids of image folders, one under another, as one PNG");
+  g->add_option("folders", o->folders, "image folders, DIR or DIR=LABEL")->required();
+  g->add_option("-o,--output", o->out, "the PNG file")->required();
+  g->add_option("--count", o->count, "images per folder")->check(CLI::PositiveNumber)->capture_default_str();
+  g->add_option("--columns", o->columns, "images per row")->check(CLI::PositiveNumber)->capture_default_str();
+  g->add_option("--zoom", o->zoom, "enlarge each image this many times (nearest neighbour)")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  g->callback([o] {
+    std::vector<Image> parts;
+    for (const auto& f : o->folders) parts.push_back(folder_grid(f, o->count, o->columns, o->zoom).image);
+    write_png(o->out, stack_vertically(parts, 8));
+    std::printf("%s: %zu grid(s)\n", o->out.c_str(), parts.size());
+  });
+}
+
 struct ReportFilterOptions {
   std::string db;
   reports::ResultFilter filter;
@@ -215,19 +294,11 @@ void add_html(CLI::App* cmd) {
     const std::string tmp = tmpl;
     rep.plots = write_plots(rdb.connection(), results, tmp);
     for (size_t g = 0; g < o->grids.size(); ++g) {
-      const auto eq = o->grids[g].find('=');
-      const std::string dir = o->grids[g].substr(0, eq);
-      const std::string label = eq == std::string::npos ? std::filesystem::path(dir).filename().string()
-                                                        : o->grids[g].substr(eq + 1);
-      std::vector<Image> imgs;
-      for (const auto& f : list_pairable_images(dir)) {
-        if (static_cast<int>(imgs.size()) >= o->grid_count) break;
-        imgs.push_back(decode_image_file(f));
-      }
+      FolderGrid fg = folder_grid(o->grids[g], o->grid_count, o->grid_columns);
       const std::string png = tmp + "/grid" + std::to_string(g) + ".png";
-      write_png(png, reports::sample_grid(imgs, o->grid_columns, label));
+      write_png(png, fg.image);
       rep.grids.push_back(
-          {label + " (first " + std::to_string(imgs.size()) + " images of " + dir + ")", png});
+          {fg.label + " (first " + std::to_string(fg.count) + " images of " + fg.dir + ")", png});
     }
     for (const auto& ref : o->grid_runs) {
       const int64_t run = rdb.resolve_run(ref);
@@ -287,6 +358,7 @@ void add_report_command(CLI::App& app) {
       "report", "comparison tables, regression reports, plots and the HTML report from the results database");
   cmd->require_subcommand(1);
   add_regress(cmd);
+  add_grid(cmd);
   add_plots(cmd);
   add_html(cmd);
   auto* table = cmd->add_subcommand("table", "a comparison table as the papers print it");

@@ -495,6 +495,8 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   id["dmeval"] = fmt::format("{} {}", build_version(), build_git_revision());
   id["threads"] = runtime_info().intra_op_threads;
   id["device"] = device.str();
+  // Saved PNGs are an output too: a resume must write them to the same folder (or none).
+  id["save_samples"] = o.save_samples.empty() ? "" : fs::absolute(o.save_samples).lexically_normal().string();
   ChunkPlan plan;
   plan.total = o.samples;
   plan.chunk_size = round_chunk_size(o.chunk, o.batch);
