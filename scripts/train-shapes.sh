@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build}/bin/dmeval
 OUT=${2:-.train/shapes-unet}
-"$BIN" train --model shapes --data shapes:20000:0 --steps 8000 --batch 32 --lr 5e-4 --warmup 500 \
+"$BIN" train --model shapes --data shapes:20000:0 --steps ${DMEVAL_SHAPES_STEPS:-24000} --batch 32 --lr 5e-4 --warmup 500 \
   --seed 0 --checkpoint-every 500 --log-every 100 --out "$OUT"
