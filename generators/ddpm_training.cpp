@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -28,17 +29,10 @@ uint32_t batch_word(uint64_t seed, int64_t step, uint32_t tag, uint32_t w) {
 }
 
 nlohmann::ordered_json options_json(const ModelConfig& config, const TrainOptions& o, int64_t n) {
-  return {{"model", describe(config)},
-          {"data_images", n},
-          {"steps", o.steps},
-          {"batch", o.batch},
-          {"lr", o.lr},
-          {"weight_decay", o.weight_decay},
-          {"grad_clip", o.grad_clip},
-          {"warmup", o.warmup},
-          {"ema_rate", o.ema_rate},
-          {"seed", o.seed},
-          {"flip", o.flip}};
+  return {{"model", describe(config)},  {"data_images", n},   {"steps", o.steps},
+          {"batch", o.batch},           {"lr", o.lr},         {"weight_decay", o.weight_decay},
+          {"grad_clip", o.grad_clip},   {"warmup", o.warmup}, {"ema_rate", o.ema_rate},
+          {"decay_from", o.decay_from}, {"seed", o.seed},     {"flip", o.flip}};
 }
 
 void save_atomically(const std::function<void(const std::string&)>& write, const std::string& path) {
@@ -108,7 +102,14 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
     DMEVAL_CHECK(!saved.is_discarded() && saved.contains("step"), "{}: not a dmeval training record",
                  state_file);
     nlohmann::ordered_json a = saved["options"], b = state["options"];
-    a.erase("steps"), b.erase("steps");  // a run may be extended
+    // A run may be extended (steps), annealed (decay_from) and have its dropout changed (a training-only
+    // setting of the model): each change is logged in "phases" with the step it took effect at.
+    for (auto* j : {&a, &b}) {
+      j->erase("steps"), j->erase("decay_from");
+      if (j->contains("model"))
+        (*j)["model"] =
+            std::regex_replace((*j)["model"].get<std::string>(), std::regex(", dropout [^,]+"), "");
+    }
     DMEVAL_CHECK(a == b, "{} was trained with other options: {} (now {}); use another folder", dir, a.dump(),
                  b.dump());
     UNetWeightsOptions wo;
@@ -119,6 +120,34 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
     step = saved["step"];
     state["log"] = saved["log"];
     state["step"] = step;
+    if (saved.contains("phases")) {
+      state["phases"] = saved["phases"];
+    } else {  // a record from before phases were kept: its options held from step 0
+      const nlohmann::ordered_json& so = saved["options"];
+      std::smatch m;
+      const std::string model_text = so.value("model", std::string());
+      state["phases"] = nlohmann::ordered_json::array(
+          {{{"from_step", 0},
+            {"steps", so.value("steps", int64_t{0})},
+            {"decay_from", so.value("decay_from", int64_t{-1})},
+            {"dropout", std::regex_search(model_text, m, std::regex("dropout ([^,]+)"))
+                            ? std::stod(m[1].str())
+                            : -1.0}}});
+    }
+  }
+  {
+    // The settings that may change on resume, from the step they apply to.
+    nlohmann::ordered_json phase = {{"from_step", step},
+                                    {"steps", o.steps},
+                                    {"decay_from", o.decay_from},
+                                    {"dropout", config.unet.dropout}};
+    auto& phases = state["phases"];
+    if (!phases.is_array()) phases = nlohmann::ordered_json::array();
+    const auto same = [&](const nlohmann::ordered_json& p) {
+      return p.value("steps", int64_t{-2}) == o.steps && p.value("decay_from", int64_t{-1}) == o.decay_from &&
+             p.value("dropout", -1.0) == config.unet.dropout;
+    };
+    if (phases.empty() || !same(phases.back())) phases.push_back(phase);
   }
   model->train();
   ema->eval();
@@ -150,7 +179,10 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
     torch::Tensor loss = (b.e - out).square().sum({1, 2, 3}).mean(0);
     const double lv = loss.item<double>();
     DMEVAL_CHECK(std::isfinite(lv), "training loss is {} at step {} (learning rate {}?)", lv, step, o.lr);
-    const double lr = o.lr * std::min(1.0, static_cast<double>(step + 1) / std::max<int64_t>(1, o.warmup));
+    double lr = o.lr * std::min(1.0, static_cast<double>(step + 1) / std::max<int64_t>(1, o.warmup));
+    if (o.decay_from >= 0 && step >= o.decay_from)
+      lr *= static_cast<double>(o.steps - step) /
+            static_cast<double>(std::max<int64_t>(1, o.steps - o.decay_from));
     for (auto& g : opt.param_groups()) g.options().set_lr(lr);
     opt.zero_grad();
     loss.backward();

@@ -24,6 +24,8 @@ struct TrainOptions {
   double weight_decay = 0.0;
   double grad_clip = 1.0;
   int64_t warmup = 500;  // linear learning-rate warm-up steps
+  // Linear learning-rate decay to 0 from this step to `steps` (-1: constant after the warm-up).
+  int64_t decay_from = -1;
   double ema_rate = 0.999;
   uint64_t seed = 0;
   bool flip = true;  // random horizontal flips

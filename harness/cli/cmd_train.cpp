@@ -106,6 +106,7 @@ void add_train_command(CLI::App& app) {
   struct Opts {
     std::string model = "shapes", data, out;
     TrainOptions train;
+    double dropout = -1;
     bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
@@ -119,6 +120,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--lr", o->train.lr, "AdamW learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay")->capture_default_str();
   cmd->add_option("--warmup", o->train.warmup, "linear learning-rate warm-up steps")->capture_default_str();
+  cmd->add_option(
+      "--decay-from", o->train.decay_from,
+      "decay the learning rate linearly to 0 from this step to --steps (default: constant); may "
+      "change when a run is resumed, as --steps and --dropout may (logged in train.json's phases)");
+  cmd->add_option("--dropout", o->dropout, "dropout while training (default: the model preset's)");
   cmd->add_option("--grad-clip", o->train.grad_clip, "gradient norm clip (0 = none)")->capture_default_str();
   cmd->add_option("--ema", o->train.ema_rate, "EMA rate (default: the model preset's)");
   cmd->add_option("--seed", o->train.seed, "initialisation and batch seed")->capture_default_str();
@@ -129,6 +135,7 @@ void add_train_command(CLI::App& app) {
   cmd->callback([o, cmd] {
     ModelConfig config = resolve_model_config(o->model);
     if (cmd->count("--ema") == 0) o->train.ema_rate = config.ema_rate;
+    if (o->dropout >= 0) config.unet.dropout = o->dropout;
     torch::Tensor data = load_training_data(o->data, config.unet.resolution);
     if (!o->quiet)
       std::fprintf(stderr, "%s\ntraining on %lld images (%s), %lld steps of %lld\n", describe(config).c_str(),

@@ -5,14 +5,21 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/npy.h"
+#include "core/torch_bridge.h"
 #include "generators/ddpm_training.h"
+#include "generators/diffusion_producer.h"
 #include "generators/shapes_dataset.h"
 #include "generators/unet_config.h"
+#include "generators/unet_runner.h"
+#include "generators/unet_weights.h"
 #include "harness/sampling/chunk_runner.h"
 #include "metrics/chunked_features.h"
 #include "metrics/shapes_features.h"
@@ -127,6 +134,52 @@ TEST(DdpmTraining, ResumeIsExactAndOptionsAreChecked) {
   EXPECT_THROW(train_ddpm(c, data, other, dir.file("whole")), Error);
 }
 
+// A run may be extended, annealed (linear decay to 0) and have its dropout changed when resumed; each
+// change is logged as a phase. The annealed run ends with other weights than the constant one.
+TEST(DdpmTraining, AnnealingAndDropoutChangesAreLoggedPhases) {
+  test::TempDir dir;
+  ModelConfig c = tiny_model();
+  torch::Tensor data = tiny_data();
+  TrainOptions o;
+  o.steps = 3;
+  o.batch = 4;
+  o.warmup = 1;
+  o.checkpoint_every = 1;
+  o.log_every = 1;
+  train_ddpm(c, data, o, dir.file("run"));
+  DdimUNet constant = train_ddpm(
+      c, data,
+      [&] {
+        TrainOptions x = o;
+        x.steps = 6;
+        return x;
+      }(),
+      dir.file("constant"));
+
+  TrainOptions anneal = o;
+  anneal.steps = 6;
+  anneal.decay_from = 3;  // learning rates 1, 2/3, 1/3 of lr at steps 3, 4, 5
+  ModelConfig no_dropout = c;
+  no_dropout.unet.dropout = 0.0;
+  DdimUNet annealed = train_ddpm(no_dropout, data, anneal, dir.file("run"));
+  EXPECT_FALSE(torch::equal(constant->named_parameters()["conv_in.weight"],
+                            annealed->named_parameters()["conv_in.weight"]));
+  std::ifstream in(dir.file("run/train.json"));
+  const nlohmann::json state = nlohmann::json::parse(in);
+  ASSERT_EQ(state["phases"].size(), 2u) << state["phases"].dump();
+  EXPECT_EQ(state["phases"][0]["from_step"], 0);
+  EXPECT_EQ(state["phases"][0]["decay_from"], -1);
+  EXPECT_DOUBLE_EQ(state["phases"][0]["dropout"].get<double>(), c.unet.dropout);
+  EXPECT_EQ(state["phases"][1]["from_step"], 3);
+  EXPECT_EQ(state["phases"][1]["decay_from"], 3);
+  EXPECT_EQ(state["phases"][1]["dropout"], 0.0);
+  EXPECT_EQ(state["step"], 6);
+  // Another change of architecture is still refused.
+  ModelConfig wider = c;
+  wider.unet.ch *= 2;
+  EXPECT_THROW(train_ddpm(wider, data, anneal, dir.file("run")), Error);
+}
+
 // The shapes-net sink: features independent of how batches arrive (fixed micro-batches), exact
 // moments equal to the features' mean and covariance, logits kept, wrong image sizes refused; weights
 // round-trip through safetensors.
@@ -238,6 +291,92 @@ TEST(ShapesNet, ChunkedFeaturesResumeAndShardsEqualOnePass) {
   FeatureStats a = m.finalize(), b = one.stats();
   EXPECT_TRUE(torch::equal(a.mu, b.mu) && torch::equal(a.sigma, b.sigma));
   EXPECT_THROW(load_chunked_features(d.file("s/features"), "features", N, "another network"), Error);
+}
+
+}  // namespace
+}  // namespace dmeval
+
+namespace dmeval {
+namespace {
+
+// The committed shapes UNet (profiles/shapes/shapes-unet.safetensors, trained by
+// scripts/train-shapes.sh) regenerates the samples recorded in tests/data/shapes_unet_v1.json: the
+// same file (SHA-256), and the same images (the profile's sampler: 50-step quad DDIM, eta 1) — pixel-hash
+// equal on a CPU that sums like the recording one; elsewhere every pixel within 2 of the stored ones (the
+// UNet's float sums run in another order on other SIMD widths; tolerance stated here, hashes compared and
+// reported either way). shapes-net recognises the samples as shapes. DMEVAL_REGENERATE_SHAPES_UNET_SAMPLES=1
+// rewrites the record (only when the weights change on purpose).
+TEST(ShapesUNet, CommittedWeightsReproduceTheirSamples) {
+  const std::string root = DMEVAL_SOURCE_DIR;
+  const std::string weights = root + "/profiles/shapes/shapes-unet.safetensors";
+  const std::string record = root + "/tests/data/shapes_unet_v1.json";
+  const std::string pixels_file = root + "/tests/data/shapes_unet_v1_samples.npy";
+  if (!std::filesystem::exists(weights))
+    GTEST_SKIP() << weights
+                 << " is not committed yet: the shapes UNet is still in training (scripts/train-shapes.sh)";
+  const bool regenerate = std::getenv("DMEVAL_REGENERATE_SHAPES_UNET_SAMPLES") != nullptr;
+  nlohmann::json rec;
+  if (!regenerate) {
+    std::ifstream in(record);
+    ASSERT_TRUE(in) << record << " missing";
+    rec = nlohmann::json::parse(in);
+  } else {
+    rec = {
+        {"comment",
+         "samples of the committed shapes UNet: DDIM quad 50 steps, eta 1 (the profile's sampler), per-image "
+         "noise, micro-batch 8, CPU; SHA-256 of each image's RGB pixels (H x W x 3); pixels in "
+         "shapes_unet_v1_samples.npy"},
+        {"steps", 50},
+        {"skip_type", "quad"},
+        {"eta", 1.0},
+        {"seed", 0},
+        {"images", 8},
+        {"micro_batch", 8}};
+  }
+  const std::string sha = sha256_file(weights);
+  if (regenerate) rec["weights_sha256"] = sha;
+  EXPECT_EQ(sha, rec["weights_sha256"].get<std::string>()) << "the committed weights changed";
+
+  const ModelConfig config = resolve_model_config("shapes");
+  DdimUNet unet(config.unet);
+  load_unet_weights(*unet, weights);
+  unet->eval();
+  UNetRunOptions ro;
+  ro.micro_batch = rec["micro_batch"];
+  SamplerSpec spec;
+  spec.skip_type = rec["skip_type"];
+  spec.steps = rec["steps"];
+  spec.eta = rec["eta"];
+  const int64_t n = rec["images"];
+  DiffusionImageProducer producer(make_unet_eps(unet, ro), make_schedule(config.diffusion), spec,
+                                  make_noise_source("per-image", rec["seed"].get<uint64_t>()), {3, 32, 32},
+                                  torch::kCPU, false);
+  ImageBatch b = producer.produce(0, n);
+  torch::Tensor got = torch::empty({n, 32, 32, 3}, torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(got[i].data_ptr<uint8_t>(), b.images[i].pixels.data(), b.images[i].pixels.size());
+  if (regenerate) {
+    for (int64_t i = 0; i < n; ++i) rec["pixels_sha256"][std::to_string(i)] = pixels_sha(b.images[i]);
+    write_npy(pixels_file, from_torch(got));
+    std::ofstream(record) << rec.dump(1) << "\n";
+    GTEST_SKIP() << "regenerated " << record;
+  }
+  int equal = 0;
+  for (int64_t i = 0; i < n; ++i) equal += pixels_sha(b.images[i]) == rec["pixels_sha256"][std::to_string(i)];
+  torch::Tensor want = to_torch(read_npy_file(pixels_file));
+  const int64_t max_diff = (got.to(torch::kInt32) - want.to(torch::kInt32)).abs().max().item<int64_t>();
+  std::printf("shapes UNet samples: %d of %lld pixel hashes equal, largest pixel difference %lld\n", equal,
+              static_cast<long long>(n), static_cast<long long>(max_diff));
+  EXPECT_LE(max_diff, 2) << "the samples of the committed weights changed";
+  // They are shapes: the profile's classifier is confident on most of them.
+  ShapesNet net = load_shapes_net(root + "/profiles/shapes/shapes-net.safetensors");
+  auto rows = shapes_net_extract(net, b, 64);
+  const double confident = (std::get<0>(torch::softmax(rows.at("logits"), 1).max(1)) > 0.9)
+                               .to(torch::kFloat64)
+                               .mean()
+                               .item<double>();
+  std::printf("shapes-net confident (p > 0.9) on %.0f %% of them\n", 100 * confident);
+  EXPECT_GE(confident, 0.75);
 }
 
 }  // namespace
