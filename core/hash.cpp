@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -46,6 +47,13 @@ std::string sha256_file(const std::string& path) {
 }
 std::string md5_file(const std::string& path) {
   return digest_file(path, EVP_md5());
+}
+
+std::string sha256_of_files(const std::vector<std::string>& files) {
+  std::string listing;
+  for (const auto& f : files)
+    listing += std::filesystem::path(f).filename().string() + "\t" + sha256_file(f) + "\n";
+  return sha256_hex(listing.data(), listing.size());
 }
 
 std::string sha256_hex(const void* data, size_t n) {

@@ -21,6 +21,7 @@ class FolderSource : public ImageSource {
     return fmt::format("folder {} ({} images, {} discovery rule)", dir_, files_.size(),
                        folder_rule_name(rule_));
   }
+  std::vector<std::string> files() const override { return files_; }
 
  private:
   std::string dir_;
@@ -50,6 +51,7 @@ class NpzBatchSource : public ImageSource {
     return img;
   }
   std::string describe() const override { return fmt::format("{} (arr_0, {} images)", path_, size()); }
+  std::vector<std::string> files() const override { return {path_}; }
 
  private:
   std::string path_;
@@ -82,6 +84,11 @@ class Cifar10Source : public ImageSource {
   std::string describe() const override {
     return fmt::format("CIFAR-10 {} split in {} ({} images, {} batches)", split_, dir_, total_,
                        batches_.size());
+  }
+  std::vector<std::string> files() const override {
+    std::vector<std::string> out;
+    for (const auto& b : batches_) out.push_back(b.path);
+    return out;
   }
 
  private:
@@ -119,6 +126,7 @@ class SliceSource : public ImageSource {
   std::string describe() const override {
     return fmt::format("images {}..{} of {}", begin_, end_ - 1, src_->describe());
   }
+  std::vector<std::string> files() const override { return src_->files(); }
 
  private:
   std::shared_ptr<ImageSource> src_;

@@ -20,6 +20,9 @@ class ImageSource {
   virtual std::string name(int64_t i) const = 0;
   virtual Image load(int64_t i) const = 0;  // throws dmeval::Error naming the file
   virtual std::string describe() const = 0;
+  // The files the images are read from (content digests, e.g. cache keys): a folder's image files, the
+  // .npz, the CIFAR-10 batch files.
+  virtual std::vector<std::string> files() const = 0;
 };
 
 std::unique_ptr<ImageSource> folder_source(const std::string& dir, FolderRule rule);

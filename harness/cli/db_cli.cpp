@@ -109,15 +109,7 @@ void RunRecorder::finish() {
 
 int64_t RunRecorder::reference_set(const std::string& path, const std::string& kind,
                                    std::optional<int64_t> count, const std::vector<std::string>& files) {
-  std::string digest;
-  if (files.empty()) {
-    digest = sha256_file(path);
-  } else {
-    std::string listing;
-    for (const auto& f : files)
-      listing += std::filesystem::path(f).filename().string() + "\t" + sha256_file(f) + "\n";
-    digest = sha256_hex(listing.data(), listing.size());
-  }
+  const std::string digest = files.empty() ? sha256_file(path) : sha256_of_files(files);
   db::ReferenceSet r{std::filesystem::path(path).filename().string(),
                      std::filesystem::absolute(path).string(), kind, digest, count};
   return db_.add_reference_set(r);

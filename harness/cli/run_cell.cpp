@@ -13,10 +13,8 @@
 
 #include "core/atomic_file.h"
 #include "core/build_info.h"
-#include "core/cifar10.h"
 #include "core/error.h"
 #include "core/hash.h"
-#include "core/image_folder.h"
 #include "core/image_sinks.h"
 #include "core/npy.h"
 #include "core/runtime.h"
@@ -228,21 +226,8 @@ PreparedReference prepare_reference(const std::string& spec, const ScoringNetwor
     r.kind = "images";
   }
   // The cache is keyed by the images' content, not only their description: a folder whose files
-  // changed gets new statistics.
-  std::string content;
-  if (source) {
-    std::vector<std::string> files;
-    const std::string dir = spec.rfind("cifar10-", 0) == 0 ? spec.substr(spec.find(':') + 1) : spec;
-    for (const char* split : {"train", "test"})
-      if (spec.rfind(std::string("cifar10-") + split + ":", 0) == 0) files = cifar10_batch_files(dir, split);
-    if (files.empty() && fs::is_directory(dir, ec)) {
-      files = cifar10_batch_files(dir, "train");
-      if (files.empty()) files = list_images(dir, FolderRule::kPytorchFid);
-    }
-    // Procedural sources (shapes:N:SEED) are fully described by their spec.
-    if (files.empty() && fs::is_regular_file(dir, ec)) files.push_back(dir);
-    for (const auto& f : files) content += fs::path(f).filename().string() + "\t" + sha256_file(f) + "\n";
-  }
+  // changed gets new statistics. Procedural references (shapes:N:SEED) are fully described by their spec.
+  const std::string content = source ? sha256_of_files(source->files()) : "";
   const std::string key_text = r.description + "|" + content + "|" + net.key();
   const std::string key = sha256_hex(key_text.data(), key_text.size());
   r.path = fmt::format("{}/reference-{}.npz", cache_dir, key.substr(0, 16));
