@@ -35,6 +35,15 @@ nlohmann::ordered_json options_json(const ModelConfig& config, const TrainOption
           {"decay_from", o.decay_from}, {"seed", o.seed},     {"flip", o.flip}};
 }
 
+// A model description without its dropout, and that dropout (-1 when it names none): dropout is a
+// training setting that may change when a run is resumed, the rest of the description may not.
+std::pair<std::string, double> split_dropout(const std::string& model) {
+  static const std::regex kDropout(", dropout ([^,]+)");
+  std::smatch m;
+  const double dropout = std::regex_search(model, m, kDropout) ? std::stod(m[1].str()) : -1.0;
+  return {std::regex_replace(model, kDropout, ""), dropout};
+}
+
 void save_atomically(const std::function<void(const std::string&)>& write, const std::string& path) {
   const std::string tmp = path + ".tmp";
   write(tmp);
@@ -106,9 +115,7 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
     // setting of the model): each change is logged in "phases" with the step it took effect at.
     for (auto* j : {&a, &b}) {
       j->erase("steps"), j->erase("decay_from");
-      if (j->contains("model"))
-        (*j)["model"] =
-            std::regex_replace((*j)["model"].get<std::string>(), std::regex(", dropout [^,]+"), "");
+      (*j)["model"] = split_dropout(j->value("model", std::string())).first;
     }
     DMEVAL_CHECK(a == b, "{} was trained with other options: {} (now {}); use another folder", dir, a.dump(),
                  b.dump());
@@ -124,30 +131,26 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
       state["phases"] = saved["phases"];
     } else {  // a record from before phases were kept: its options held from step 0
       const nlohmann::ordered_json& so = saved["options"];
-      std::smatch m;
-      const std::string model_text = so.value("model", std::string());
       state["phases"] = nlohmann::ordered_json::array(
           {{{"from_step", 0},
             {"steps", so.value("steps", int64_t{0})},
             {"decay_from", so.value("decay_from", int64_t{-1})},
-            {"dropout", std::regex_search(model_text, m, std::regex("dropout ([^,]+)"))
-                            ? std::stod(m[1].str())
-                            : -1.0}}});
+            {"dropout", split_dropout(so.value("model", std::string())).second}}});
     }
   }
   {
-    // The settings that may change on resume, from the step they apply to.
+    // The settings that may change on resume, from the step they apply to; a new phase when they did.
     nlohmann::ordered_json phase = {{"from_step", step},
                                     {"steps", o.steps},
                                     {"decay_from", o.decay_from},
                                     {"dropout", config.unet.dropout}};
+    auto settings = [](nlohmann::ordered_json p) {
+      p.erase("from_step");
+      return p;
+    };
     auto& phases = state["phases"];
     if (!phases.is_array()) phases = nlohmann::ordered_json::array();
-    const auto same = [&](const nlohmann::ordered_json& p) {
-      return p.value("steps", int64_t{-2}) == o.steps && p.value("decay_from", int64_t{-1}) == o.decay_from &&
-             p.value("dropout", -1.0) == config.unet.dropout;
-    };
-    if (phases.empty() || !same(phases.back())) phases.push_back(phase);
+    if (phases.empty() || settings(phases.back()) != settings(phase)) phases.push_back(phase);
   }
   model->train();
   ema->eval();

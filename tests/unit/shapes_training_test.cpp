@@ -94,16 +94,22 @@ torch::Tensor tiny_data() {
   return d;
 }
 
-TEST(DdpmTraining, ResumeIsExactAndOptionsAreChecked) {
-  test::TempDir dir;
-  ModelConfig c = tiny_model();
-  torch::Tensor data = tiny_data();
+// 6 steps of 4 images, checkpoints and log lines every 3 steps.
+TrainOptions tiny_train_options() {
   TrainOptions o;
   o.steps = 6;
   o.batch = 4;
   o.warmup = 2;
   o.checkpoint_every = 3;
   o.log_every = 3;
+  return o;
+}
+
+TEST(DdpmTraining, ResumeIsExactAndOptionsAreChecked) {
+  test::TempDir dir;
+  ModelConfig c = tiny_model();
+  torch::Tensor data = tiny_data();
+  const TrainOptions o = tiny_train_options();
   // The batch of a step depends only on (seed, step).
   TrainBatch b1 = training_batch(data, o, 1000, 4), b2 = training_batch(data, o, 1000, 4);
   EXPECT_TRUE(torch::equal(b1.x0, b2.x0) && torch::equal(b1.t, b2.t) && torch::equal(b1.e, b2.e));
@@ -135,42 +141,43 @@ TEST(DdpmTraining, ResumeIsExactAndOptionsAreChecked) {
 }
 
 // A run may be extended, annealed (linear decay to 0) and have its dropout changed when resumed; each
-// change is logged as a phase. The annealed run ends with other weights than the constant one.
+// change is logged as a phase, also on a record written before phases were kept (its first phase is
+// rebuilt from its options). Annealing changes the steps after it starts.
 TEST(DdpmTraining, AnnealingAndDropoutChangesAreLoggedPhases) {
   test::TempDir dir;
   ModelConfig c = tiny_model();
   torch::Tensor data = tiny_data();
-  TrainOptions o;
-  o.steps = 3;
-  o.batch = 4;
-  o.warmup = 1;
-  o.checkpoint_every = 1;
-  o.log_every = 1;
-  train_ddpm(c, data, o, dir.file("run"));
-  DdimUNet constant = train_ddpm(
-      c, data,
-      [&] {
-        TrainOptions x = o;
-        x.steps = 6;
-        return x;
-      }(),
-      dir.file("constant"));
-
-  TrainOptions anneal = o;
-  anneal.steps = 6;
+  const TrainOptions o = tiny_train_options();
+  TrainOptions first = o, anneal = o;
+  first.steps = 3;
   anneal.decay_from = 3;  // learning rates 1, 2/3, 1/3 of lr at steps 3, 4, 5
-  ModelConfig no_dropout = c;
-  no_dropout.unet.dropout = 0.0;
-  DdimUNet annealed = train_ddpm(no_dropout, data, anneal, dir.file("run"));
+  train_ddpm(c, data, first, dir.file("constant"));
+  DdimUNet constant = train_ddpm(c, data, o, dir.file("constant"));
+  train_ddpm(c, data, first, dir.file("annealed"));
+  DdimUNet annealed = train_ddpm(c, data, anneal, dir.file("annealed"));
   EXPECT_FALSE(torch::equal(constant->named_parameters()["conv_in.weight"],
                             annealed->named_parameters()["conv_in.weight"]));
+
+  train_ddpm(c, data, first, dir.file("run"));
+  {  // as an older dmeval wrote it
+    std::ifstream in(dir.file("run/train.json"));
+    nlohmann::ordered_json state = nlohmann::ordered_json::parse(in);
+    state.erase("phases");
+    std::ofstream(dir.file("run/train.json")) << state.dump(1);
+  }
+  ModelConfig no_dropout = c;
+  no_dropout.unet.dropout = 0.0;
+  train_ddpm(no_dropout, data, anneal, dir.file("run"));
+  train_ddpm(no_dropout, data, anneal, dir.file("run"));  // finished, same settings: no new phase
   std::ifstream in(dir.file("run/train.json"));
   const nlohmann::json state = nlohmann::json::parse(in);
   ASSERT_EQ(state["phases"].size(), 2u) << state["phases"].dump();
   EXPECT_EQ(state["phases"][0]["from_step"], 0);
+  EXPECT_EQ(state["phases"][0]["steps"], 3);
   EXPECT_EQ(state["phases"][0]["decay_from"], -1);
   EXPECT_DOUBLE_EQ(state["phases"][0]["dropout"].get<double>(), c.unet.dropout);
   EXPECT_EQ(state["phases"][1]["from_step"], 3);
+  EXPECT_EQ(state["phases"][1]["steps"], 6);
   EXPECT_EQ(state["phases"][1]["decay_from"], 3);
   EXPECT_EQ(state["phases"][1]["dropout"], 0.0);
   EXPECT_EQ(state["step"], 6);
