@@ -221,6 +221,37 @@ bool plot_latency(const std::vector<LatencyBar>&, const std::string&) {
 }
 #endif
 
+Image zoom_nearest(const Image& im, int f) {
+  if (f <= 1) return im;
+  Image out;
+  out.width = im.width * f;
+  out.height = im.height * f;
+  out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x)
+      for (int c = 0; c < 3; ++c)
+        out.pixels[(static_cast<size_t>(y) * out.width + x) * 3 + c] =
+            im.pixels[(static_cast<size_t>(y / f) * im.width + x / f) * 3 + c];
+  return out;
+}
+
+Image stack_vertically(const std::vector<Image>& parts, int gap) {
+  Image out;
+  for (const auto& p : parts) {
+    out.width = std::max(out.width, p.width);
+    out.height += p.height + (out.height ? gap : 0);
+  }
+  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 255);
+  int y0 = 0;
+  for (const auto& p : parts) {
+    for (int y = 0; y < p.height; ++y)
+      std::copy_n(p.pixels.begin() + static_cast<std::ptrdiff_t>(y) * p.width * 3, p.width * 3,
+                  out.pixels.begin() + (static_cast<std::ptrdiff_t>(y0 + y) * out.width) * 3);
+    y0 += p.height + gap;
+  }
+  return out;
+}
+
 Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption) {
   if (images.empty()) fail("sample grid: no images");
   if (columns < 1) fail("sample grid: columns must be >= 1");

@@ -29,6 +29,10 @@ bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& png_pa
 
 // The first images of a folder in a grid with a caption rendered above it (e.g. "TinyDM W4A8").
 Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption);
+// Nearest-neighbour enlargement by an integer factor (small samples made visible); factor <= 1: a copy.
+Image zoom_nearest(const Image& image, int factor);
+// Images one under another, left-aligned on white, `gap` white rows between them.
+Image stack_vertically(const std::vector<Image>& parts, int gap);
 
 // The Pareto front of (x lower better, y lower better) points: indices, by increasing x.
 std::vector<size_t> pareto_front(const std::vector<double>& x, const std::vector<double>& y);

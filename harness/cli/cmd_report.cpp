@@ -1,5 +1,4 @@
 // `dmeval report table`: the papers' comparison tables from the results database.
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -138,21 +137,6 @@ struct FolderGrid {
   int count = 0;
   Image image;
 };
-// Nearest-neighbour enlargement by an integer factor (small samples become visible).
-Image zoomed(const Image& im, int f) {
-  if (f <= 1) return im;
-  Image out;
-  out.width = im.width * f;
-  out.height = im.height * f;
-  out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
-  for (int y = 0; y < out.height; ++y)
-    for (int x = 0; x < out.width; ++x)
-      for (int c = 0; c < 3; ++c)
-        out.pixels[(static_cast<size_t>(y) * out.width + x) * 3 + c] =
-            im.pixels[(static_cast<size_t>(y / f) * im.width + x / f) * 3 + c];
-  return out;
-}
-
 FolderGrid folder_grid(const std::string& spec, int count, int columns, int zoom = 1) {
   FolderGrid g;
   const auto eq = spec.find('=');
@@ -161,30 +145,12 @@ FolderGrid folder_grid(const std::string& spec, int count, int columns, int zoom
   std::vector<Image> imgs;
   for (const auto& f : list_pairable_images(g.dir)) {
     if (static_cast<int>(imgs.size()) >= count) break;
-    imgs.push_back(zoomed(decode_image_file(f), zoom));
+    imgs.push_back(reports::zoom_nearest(decode_image_file(f), zoom));
   }
   if (imgs.empty()) fail("{}: no images for a sample grid", g.dir);
   g.count = static_cast<int>(imgs.size());
   g.image = reports::sample_grid(imgs, columns, g.label);
   return g;
-}
-
-// Images one under another on white, left-aligned.
-Image stack_vertically(const std::vector<Image>& parts, int gap) {
-  Image out;
-  for (const auto& p : parts) {
-    out.width = std::max(out.width, p.width);
-    out.height += p.height + (out.height ? gap : 0);
-  }
-  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 255);
-  int y0 = 0;
-  for (const auto& p : parts) {
-    for (int y = 0; y < p.height; ++y)
-      std::copy_n(p.pixels.begin() + static_cast<std::ptrdiff_t>(y) * p.width * 3, p.width * 3,
-                  out.pixels.begin() + (static_cast<std::ptrdiff_t>(y0 + y) * out.width) * 3);
-    y0 += p.height + gap;
-  }
-  return out;
 }
 
 void add_grid(CLI::App* cmd) {
@@ -205,7 +171,7 @@ void add_grid(CLI::App* cmd) {
   g->callback([o] {
     std::vector<Image> parts;
     for (const auto& f : o->folders) parts.push_back(folder_grid(f, o->count, o->columns, o->zoom).image);
-    write_png(o->out, stack_vertically(parts, 8));
+    write_png(o->out, reports::stack_vertically(parts, 8));
     std::printf("%s: %zu grid(s)\n", o->out.c_str(), parts.size());
   });
 }

@@ -85,5 +85,28 @@ TEST(ReportPlots, SampleGridWithCaption) {
   EXPECT_THROW(sample_grid({}, 3, "x"), Error);
 }
 
+// dmeval report grid's layout: nearest-neighbour zoom and folders' grids stacked on white.
+TEST(ReportPlots, ZoomAndStackImages) {
+  Image a;
+  a.width = 2, a.height = 1;
+  a.pixels = {1, 2, 3, 4, 5, 6};
+  Image z = zoom_nearest(a, 3);
+  ASSERT_EQ(z.width, 6);
+  ASSERT_EQ(z.height, 3);
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 6; ++x)
+      EXPECT_EQ(z.pixels[(static_cast<size_t>(y) * 6 + x) * 3], x < 3 ? 1 : 4) << x << "," << y;
+  EXPECT_EQ(zoom_nearest(a, 1).pixels, a.pixels);
+
+  Image s = stack_vertically({a, z}, 2);
+  ASSERT_EQ(s.width, 6);
+  ASSERT_EQ(s.height, 1 + 2 + 3);
+  EXPECT_EQ(s.pixels[0], 1);
+  EXPECT_EQ(s.pixels[1 * 3], 4);                // a's second pixel
+  EXPECT_EQ(s.pixels[2 * 3], 255);              // right of the narrower image: white
+  EXPECT_EQ(s.pixels[(1 * 6) * 3], 255);        // the gap
+  EXPECT_EQ(s.pixels[(3 * 6 + 5) * 3 + 2], 6);  // z's first row, last pixel's blue
+}
+
 }  // namespace
 }  // namespace dmeval::reports
