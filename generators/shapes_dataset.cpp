@@ -75,21 +75,26 @@ Image render_shape_image(const ShapesOptions& o, int64_t index, int* label) {
   DMEVAL_CHECK(index >= 0, "shapes image index {}", index);
   ImageRng r(o.seed, index);
   const int cls = r.below(static_cast<int>(shape_class_names().size()));
-  // Background: gradient + texture.
-  const Rgb c0 = random_colour(r), c1 = random_colour(r);
+  // Background: a random colour with a gentle gradient (each channel moves by at most 0.2 across the
+  // image) and a faint sinusoidal texture. v2 keeps the background's entropy low so that a small UNet
+  // trained on the CPU spends its capacity on the shapes (v1's strong two-colour gradients and
+  // stripes left it drawing blobs).
+  const Rgb c0 = random_colour(r);
+  Rgb c1;
+  for (int k = 0; k < 3; ++k) c1[k] = std::clamp(c0[k] + r.between(-0.2, 0.2), 0.0, 1.0);
   const double g_angle = r.between(0, 2 * kPi);
-  const double tex_amp = r.between(0.0, 0.12), tex_freq = r.between(1.0, 6.0), tex_angle = r.between(0, kPi),
+  const double tex_amp = r.between(0.0, 0.04), tex_freq = r.between(1.0, 3.0), tex_angle = r.between(0, kPi),
                tex_phase = r.between(0, 2 * kPi);
   const Rgb mean_bg = {(c0[0] + c1[0]) / 2, (c0[1] + c1[1]) / 2, (c0[2] + c1[2]) / 2};
   Rgb fg = random_colour(r);
-  for (int tries = 0; tries < 16 && distance(fg, mean_bg) < 0.35; ++tries) fg = random_colour(r);
-  if (distance(fg, mean_bg) < 0.35)
+  for (int tries = 0; tries < 32 && distance(fg, mean_bg) < 0.6; ++tries) fg = random_colour(r);
+  if (distance(fg, mean_bg) < 0.6)
     for (int k = 0; k < 3; ++k) fg[k] = mean_bg[k] < 0.5 ? 1.0 : 0.0;  // far enough by construction
-  const double half = r.between(0.125, 0.3);                           // half size as a fraction of the image
+  const double half = r.between(0.2, 0.34);                            // half size as a fraction of the image
   const double cx = r.between(half, 1 - half), cy = r.between(half, 1 - half);
   const double rot = r.between(0, 2 * kPi);
   const bool stripes = r.uniform() < 0.5;
-  const double s_freq = r.between(2.0, 5.0), s_angle = r.between(0, kPi);
+  const double s_freq = r.between(1.0, 2.0), s_angle = r.between(0, kPi);
   const Rgb fg2 = {fg[0] * 0.6, fg[1] * 0.6, fg[2] * 0.6};
 
   Image img;
@@ -152,7 +157,7 @@ ImageBatch ShapesProducer::produce(int64_t first, int64_t count) {
 }
 
 std::string ShapesProducer::describe() const {
-  return fmt::format("dmeval shapes v1 ({}x{}, seed {}, classes {})", options_.size, options_.size,
+  return fmt::format("dmeval shapes v2 ({}x{}, seed {}, classes {})", options_.size, options_.size,
                      options_.seed, fmt::format("{}", fmt::join(shape_class_names(), "/")));
 }
 

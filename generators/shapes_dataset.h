@@ -4,11 +4,12 @@
 // and key (seed mod 2^32, seed / 2^32), turned into a double in [0, 1) as (word + 0.5) / 2^32; the
 // image is rendered in double precision with 4×4 supersampling and rounded to 8 bits once.
 //
-// Per image: a class (circle, square, triangle, cross) uniformly; a background of a linear gradient
-// between two random colours plus a random-amplitude sinusoidal texture (random frequency and angle);
-// the shape in a random colour kept at least 0.35 (Euclidean, RGB in [0, 1]) from the mean
-// background colour, size 0.25–0.6 of the image, random centre that keeps it inside, random rotation,
-// and with probability 1/2 stripes of its own.
+// Version 2. Per image: a class (circle, square, triangle, cross) uniformly; a background of a random
+// colour with a gentle linear gradient (each channel changes by at most 0.2 across the image) plus a
+// faint sinusoidal texture (amplitude <= 0.04, random frequency and angle); the shape in a random
+// colour kept at least 0.6 (Euclidean, RGB in [0, 1]) from the mean background colour, size 0.4–0.68
+// of the image, random centre that keeps it inside, random rotation, and with probability 1/2 wide
+// stripes of its own (1–2 periods per half size).
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Reproduces the embedded `shapes` profile's network: a DDPM on 20,000 procedural shapes images
-# (`dmeval shapes`, seed 0), trained by `dmeval train` on the CPU. Resumable: run it again after an
-# interruption and it continues from the last checkpoint (every 500 steps) to the same weights.
+# (`dmeval shapes` v2, seed 0), trained by `dmeval train` on the CPU: AdamW 5e-4 (500 warm-up steps,
+# gradient clip 1), no dropout, constant learning rate to step 3000, then decayed linearly
+# to 0 at step 5000 (DMEVAL_SHAPES_DECAY_FROM, DMEVAL_SHAPES_STEPS); EMA 0.999. Resumable: run it again after an interruption and it
+# continues from the last checkpoint (every 500 steps). Float sums depend on the thread count
+# (DMEVAL_THREADS), so weights are bit-identical only on the same machine and thread count.
 # Usage: scripts/train-shapes.sh [build dir] [output dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build}/bin/dmeval
 OUT=${2:-.train/shapes-unet}
-"$BIN" train --model shapes --data shapes:20000:0 --steps ${DMEVAL_SHAPES_STEPS:-24000} --batch 32 --lr 5e-4 --warmup 500 \
+"$BIN" train --model shapes --data shapes:20000:0 --steps "${DMEVAL_SHAPES_STEPS:-5000}" \
+  --decay-from "${DMEVAL_SHAPES_DECAY_FROM:-3000}" --dropout 0 --batch 32 --lr 5e-4 --warmup 500 \
   --seed 0 --checkpoint-every 500 --log-every 100 --out "$OUT"
+echo "then: cp $OUT/ema.safetensors profiles/shapes/shapes-unet.safetensors"

@@ -35,8 +35,8 @@ std::string pixels_sha(const Image& im) {
 
 TEST(Shapes, DeterministicBalancedAndFrozen) {
   ShapesOptions o;
-  std::ifstream in(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v1.json");
-  ASSERT_TRUE(in) << "tests/data/shapes_v1.json missing";
+  std::ifstream in(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v2.json");
+  ASSERT_TRUE(in) << "tests/data/shapes_v2.json missing";
   auto frozen = nlohmann::json::parse(in);
   o.seed = frozen["seed"];
   o.size = frozen["size"];
@@ -216,7 +216,7 @@ TEST(ShapesNet, SinkIsBatchInvariantAndWeightsRoundTrip) {
   big.size = 48;
   ShapesProducer q(big);
   EXPECT_THROW(one.consume(q.produce(0, 1)), Error);
-  EXPECT_THROW(load_shapes_net(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v1.json"), Error);
+  EXPECT_THROW(load_shapes_net(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v2.json"), Error);
 }
 
 // The committed shapes-net (profiles/shapes, made by the command in profiles/shapes/README.md)
