@@ -33,10 +33,13 @@ std::string pixels_sha(const Image& im) {
   return sha256_hex(im.pixels.data(), im.pixels.size());
 }
 
+// The frozen pixel hashes of the current data set version.
+const std::string kFrozenShapes = std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v2.json";
+
 TEST(Shapes, DeterministicBalancedAndFrozen) {
   ShapesOptions o;
-  std::ifstream in(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v2.json");
-  ASSERT_TRUE(in) << "tests/data/shapes_v2.json missing";
+  std::ifstream in(kFrozenShapes);
+  ASSERT_TRUE(in) << kFrozenShapes << " missing";
   auto frozen = nlohmann::json::parse(in);
   o.seed = frozen["seed"];
   o.size = frozen["size"];
@@ -216,7 +219,7 @@ TEST(ShapesNet, SinkIsBatchInvariantAndWeightsRoundTrip) {
   big.size = 48;
   ShapesProducer q(big);
   EXPECT_THROW(one.consume(q.produce(0, 1)), Error);
-  EXPECT_THROW(load_shapes_net(std::string(DMEVAL_SOURCE_DIR) + "/tests/data/shapes_v2.json"), Error);
+  EXPECT_THROW(load_shapes_net(kFrozenShapes), Error);
 }
 
 // The committed shapes-net (profiles/shapes, made by the command in profiles/shapes/README.md)
