@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 
 namespace dmeval::reports {
@@ -11,6 +13,21 @@ namespace dmeval::reports {
 std::string MetricValue::provenance_key() const {
   return feature_network + "|" + weights_sha256 + "|" + mode + "|" + compat + "|" + reference_sha256;
 }
+
+namespace {
+// "key=value, ..." from a run's calibration record's changed_settings ("" when absent or unreadable:
+// records older than the field say nothing, which the table then states nothing about).
+std::string calibration_changes(const std::string& calibration_json) {
+  const nlohmann::ordered_json j = nlohmann::ordered_json::parse(calibration_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("changed_settings") ||
+      !j["changed_settings"].is_object())
+    return "";
+  std::string out;
+  for (const auto& [k, v] : j["changed_settings"].items())
+    out += (out.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  return out;
+}
+}  // namespace
 
 std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
   std::optional<int64_t> w, a;
@@ -26,7 +43,9 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       "coalesce(c.sampler, ''), coalesce(c.model, ''), c.w_bits, c.a_bits, c.steps, c.samples, s.params, "
       "s.size_mb, s.flops, m.name, m.value, m.std, m.noise, m.n, coalesce(m.dataset, ''), "
       "coalesce(m.feature_network, ''), coalesce(m.weights_sha256, ''), coalesce(m.mode, ''), "
-      "coalesce(m.compat, ''), coalesce(rs.sha256, ''), coalesce(s.counting, '') FROM runs r LEFT JOIN "
+      "coalesce(m.compat, ''), coalesce(rs.sha256, ''), coalesce(s.counting, ''), coalesce(c.calibration, "
+      "'') "
+      "FROM runs r LEFT JOIN "
       "run_configs c ON c.run_id = "
       "r.id "
       "LEFT JOIN model_sizes s ON s.run_id = r.id LEFT JOIN metrics m ON m.run_id = r.id AND m.item IS NULL "
@@ -55,6 +74,7 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       r.params = opt_i(11);
       r.size_mb = opt_d(12), r.flops = opt_d(13);
       r.size_counting = q.text(25);
+      r.calibration_changes = calibration_changes(q.text(26));
       r.dataset = dataset;
       it = by_run_dataset.emplace(key, r).first;
       order.push_back(key);

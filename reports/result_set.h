@@ -28,7 +28,10 @@ struct RunResult {
   std::string method, sampler, model;
   std::optional<int64_t> w_bits, a_bits, steps, samples, params;
   std::optional<double> size_mb, flops;
-  std::string size_counting;                   // how size_mb was counted ("" when not recorded)
+  std::string size_counting;  // how size_mb was counted ("" when not recorded)
+  // Calibration settings that departed from the method's defaults, "key=value, ..." in recorded order
+  // ("" when none or not recorded); tables state them under the table, per method.
+  std::string calibration_changes;
   std::map<std::string, MetricValue> metrics;  // by metric name ("fid", "psnr", ...), one dataset
   std::string dataset;                         // of the metrics ("" when not recorded)
 };

@@ -291,6 +291,30 @@ void note_size_counting(Table& t, const std::vector<const RunResult*>& runs) {
   }
 }
 
+// A method's calibration settings change what its row measures (reduced budgets, trajectories on the
+// evaluation sampler, a reference quirk turned off): each method's departures from its defaults are
+// stated under the table, with the bit widths they apply to.
+void note_calibration_changes(Table& t, const std::vector<const RunResult*>& runs) {
+  std::vector<std::pair<std::string, std::string>> order;  // (method, changes), first-seen order
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> bits;
+  for (const RunResult* r : runs) {
+    if (!r || r->calibration_changes.empty()) continue;
+    const auto key = std::make_pair(method_printed(r->method), r->calibration_changes);
+    auto& b = bits[key];
+    if (b.empty()) order.push_back(key);
+    const std::string w = r->w_bits && r->a_bits
+                              ? "W" + std::to_string(*r->w_bits) + "A" + std::to_string(*r->a_bits)
+                              : std::string("bits not recorded");
+    if (std::find(b.begin(), b.end(), w) == b.end()) b.push_back(w);
+  }
+  for (const auto& key : order) {
+    std::string b;
+    for (const auto& w : bits[key]) b += (b.empty() ? "" : ", ") + w;
+    t.notes.push_back(key.first + " (" + b +
+                      ") calibrated with settings changed from the method's defaults: " + key.second);
+  }
+}
+
 void mark_best(Table& t) {
   for (size_t c = 0; c < t.columns.size(); ++c) {
     if (t.columns[c].better == 0) continue;
@@ -335,6 +359,7 @@ std::vector<Table> build_tables(const std::vector<RunResult>& results, const Tab
     }
     mark_incomparable(t, runs);
     note_size_counting(t, runs);
+    note_calibration_changes(t, runs);
     mark_best(t);
     if (o.with_paper) {
       for (size_t i = 0; i < t.rows.size(); ++i) {

@@ -48,6 +48,13 @@ nlohmann::ordered_json QuantizedSetup::describe() const {
   j["calibration_source"] = source;
   if (!saved.empty()) j["calibration_saved"] = saved;
   j["settings"] = record.settings;
+  // What departs from the method's own defaults (the reference code's settings): reduced budgets,
+  // trajectories that follow the evaluation sampler, changed behaviour. Tables print it per method.
+  nlohmann::ordered_json changed = nlohmann::ordered_json::object();
+  const nlohmann::ordered_json defaults = quant_method(record.method).default_settings();
+  for (const auto& [k, v] : record.settings.items())
+    if (!defaults.contains(k) || defaults.at(k) != v) changed[k] = v;
+  j["changed_settings"] = changed;
   if (seconds > 0) j["calibration_seconds"] = seconds;
   return j;
 }

@@ -151,6 +151,14 @@ TEST_F(RunCli, SweepRunsEachCellOnceAndPrintsTheTable) {
   EXPECT_NE(first.output.find("| 4 | 8/8 | Baseline (min-max) |"), std::string::npos) << first.output;
   EXPECT_NE(first.output.find("| 4 | 32/32 | FP |"), std::string::npos) << first.output;
   EXPECT_TRUE(fs::exists(dir_.file("sweep/baseline-W8A8-4steps-n10/cell.json")));
+  // The reduced calibration is recorded with the run and stated under the table.
+  const size_t note = first.output.find(
+      "Baseline (min-max) (W8A8) calibrated with settings changed from the method's "
+      "defaults: ");
+  ASSERT_NE(note, std::string::npos) << first.output;
+  EXPECT_NE(first.output.substr(note, first.output.find('\n', note) - note).find("traj_images=8"),
+            std::string::npos)
+      << first.output;
   RunResult again = run_dmeval(sweep);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("0 cells run, 2 already finished"), std::string::npos) << again.output;

@@ -196,6 +196,44 @@ TEST(ReportTables, SizeCountingIsStatedAndMismatchesMarked) {
     EXPECT_NE(render_tables({t}, format).find("Size (MB): conv/linear"), std::string::npos) << format;
 }
 
+// A calibration that departs from the method's defaults (recorded by the harness as changed_settings)
+// is stated under the table, once per method and set of changes, with the widths it applies to.
+TEST(ReportTables, CalibrationChangesAreStatedPerMethod) {
+  TempDir d;
+  db::ResultsDb r = db::ResultsDb::open(d.file("calib.db"));
+  auto add = [&](const char* method, int64_t w, const char* calibration) {
+    db::RunInfo info;
+    info.command_line = "fixture";
+    int64_t run = r.begin_run(info);
+    db::RunConfig c;
+    c.method = method, c.w_bits = w, c.a_bits = 8, c.steps = 50;
+    c.calibration_json = calibration;
+    r.set_config(run, c);
+    db::ModelSize m;
+    m.size_mb = 1.0;
+    r.set_model_size(run, m);
+    r.end_run(run, "finished");
+  };
+  const char* quirk_off = R"({"method":"ptq4dm","settings":{"traj_images":64,"ndtc_true_timestep":true},)"
+                          R"("changed_settings":{"traj_images":64,"ndtc_true_timestep":true}})";
+  add("ptq4dm", 8, quirk_off);
+  add("ptq4dm", 4, quirk_off);
+  add("baseline", 4, R"({"method":"baseline","settings":{},"changed_settings":{}})");
+  add("qdiffusion", 4, R"({"method":"qdiffusion","settings":{"iters_w":100}})");  // older record: no field
+  auto t = build_tables(load_results(r.connection(), {}), {}).at(0);
+  std::vector<std::string> calib_notes;
+  for (const auto& n : t.notes)
+    if (n.find("calibrated with") != std::string::npos) calib_notes.push_back(n);
+  ASSERT_EQ(calib_notes.size(), 1u);
+  EXPECT_EQ(
+      calib_notes[0],
+      "PTQ4DM (W8A8, W4A8) calibrated with settings changed from the method's defaults: traj_images=64, "
+      "ndtc_true_timestep=true");
+  for (const auto& format : table_format_names())
+    EXPECT_NE(render_tables({t}, format).find("timestep=true"), std::string::npos)
+        << format;  // LaTeX escapes "_"
+}
+
 TEST(ReportTables, WithPaperValues) {
   TempDir d;
   db::ResultsDb r = db::ResultsDb::open(fixture(d));
