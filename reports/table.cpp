@@ -295,23 +295,26 @@ void note_size_counting(Table& t, const std::vector<const RunResult*>& runs) {
 // evaluation sampler, a reference quirk turned off): each method's departures from its defaults are
 // stated under the table, with the bit widths they apply to.
 void note_calibration_changes(Table& t, const std::vector<const RunResult*>& runs) {
-  std::vector<std::pair<std::string, std::string>> order;  // (method, changes), first-seen order
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> bits;
+  struct Note {
+    std::string method, changes;
+    std::vector<std::string> bits;
+  };
+  std::vector<Note> notes;  // first-seen order
   for (const RunResult* r : runs) {
     if (!r || r->calibration_changes.empty()) continue;
-    const auto key = std::make_pair(method_printed(r->method), r->calibration_changes);
-    auto& b = bits[key];
-    if (b.empty()) order.push_back(key);
-    const std::string w = r->w_bits && r->a_bits
-                              ? "W" + std::to_string(*r->w_bits) + "A" + std::to_string(*r->a_bits)
-                              : std::string("bits not recorded");
-    if (std::find(b.begin(), b.end(), w) == b.end()) b.push_back(w);
+    const std::string method = method_printed(r->method);
+    auto it = std::find_if(notes.begin(), notes.end(), [&](const Note& n) {
+      return n.method == method && n.changes == r->calibration_changes;
+    });
+    if (it == notes.end()) it = notes.insert(notes.end(), {method, r->calibration_changes, {}});
+    const std::string bits = r->w_bits && r->a_bits ? bits_text(*r) : std::string("bits not recorded");
+    if (std::find(it->bits.begin(), it->bits.end(), bits) == it->bits.end()) it->bits.push_back(bits);
   }
-  for (const auto& key : order) {
-    std::string b;
-    for (const auto& w : bits[key]) b += (b.empty() ? "" : ", ") + w;
-    t.notes.push_back(key.first + " (" + b +
-                      ") calibrated with settings changed from the method's defaults: " + key.second);
+  for (const Note& n : notes) {
+    std::string bits;
+    for (const auto& b : n.bits) bits += (bits.empty() ? "" : ", ") + b;
+    t.notes.push_back(n.method + " (" + bits +
+                      ") calibrated with settings changed from the method's defaults: " + n.changes);
   }
 }
 

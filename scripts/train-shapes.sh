@@ -9,7 +9,7 @@
 # the data — see profiles/shapes/README.md.) Resumable: run it again after an interruption and it
 # continues from the last checkpoint (every 500 steps) in whichever phase it stopped. Float sums
 # depend on the thread count (DMEVAL_THREADS), so weights are bit-identical only on the same machine
-# and thread count. About 4 hours on 2 cores.
+# and thread count. About 3.5 hours on 2 cores.
 # Usage: scripts/train-shapes.sh [build dir] [output dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -153,7 +153,7 @@ TEST_F(RunCli, SweepRunsEachCellOnceAndPrintsTheTable) {
   EXPECT_TRUE(fs::exists(dir_.file("sweep/baseline-W8A8-4steps-n10/cell.json")));
   // The reduced calibration is recorded with the run and stated under the table.
   const size_t note = first.output.find(
-      "Baseline (min-max) (W8A8) calibrated with settings changed from the method's "
+      "Baseline (min-max) (8/8) calibrated with settings changed from the method's "
       "defaults: ");
   ASSERT_NE(note, std::string::npos) << first.output;
   EXPECT_NE(first.output.substr(note, first.output.find('\n', note) - note).find("traj_images=8"),

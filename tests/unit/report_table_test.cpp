@@ -225,10 +225,9 @@ TEST(ReportTables, CalibrationChangesAreStatedPerMethod) {
   for (const auto& n : t.notes)
     if (n.find("calibrated with") != std::string::npos) calib_notes.push_back(n);
   ASSERT_EQ(calib_notes.size(), 1u);
-  EXPECT_EQ(
-      calib_notes[0],
-      "PTQ4DM (W8A8, W4A8) calibrated with settings changed from the method's defaults: traj_images=64, "
-      "ndtc_true_timestep=true");
+  EXPECT_EQ(calib_notes[0],
+            "PTQ4DM (8/8, 4/8) calibrated with settings changed from the method's defaults: traj_images=64, "
+            "ndtc_true_timestep=true");
   for (const auto& format : table_format_names())
     EXPECT_NE(render_tables({t}, format).find("timestep=true"), std::string::npos)
         << format;  // LaTeX escapes "_"
