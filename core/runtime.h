@@ -21,6 +21,10 @@ struct RuntimeInfo {
   std::string parallel_backend;  // at::get_parallel_info() summary line
   std::string blas_library;      // resolved path of the loaded libblas (reference BLAS is slow)
   bool blas_is_reference = false;
+  // The machine and the kernels in use, so a numeric difference names where it came from.
+  std::string cpu_model;        // /proc/cpuinfo "model name"
+  std::string aten_capability;  // ATen's vectorised kernel set ("AVX2", "AVX512", "NO AVX")
+  std::string onednn_isa;       // oneDNN's effective instruction set ("avx512_core", "sse41", ...)
 };
 
 RuntimeInfo runtime_info();

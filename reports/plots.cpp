@@ -42,8 +42,15 @@ void frame(plstream& pls, double x0, double x1, double y0, double y1, const std:
   pls.lab(xl.c_str(), yl.c_str(), title.c_str());
 }
 
+// An axis range around [lo, hi]. A span far below the values' own size (two runs that differ in the
+// last digits, as results of different CPUs do) makes PLplot's tick loop step below the values'
+// resolution and never end: the span is at least 1e-3 of the larger magnitude (or of 1).
 std::pair<double, double> padded(double lo, double hi) {
-  if (hi <= lo) return {lo - 1, hi + 1};
+  const double min_span = 1e-3 * std::max({std::abs(lo), std::abs(hi), 1.0});
+  if (hi - lo < min_span) {
+    const double mid = lo / 2 + hi / 2;
+    return {mid - min_span, mid + min_span};
+  }
   const double pad = 0.15 * (hi - lo);
   return {lo - pad, hi + pad};
 }

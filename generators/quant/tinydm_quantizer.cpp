@@ -110,7 +110,8 @@ std::pair<torch::Tensor, torch::Tensor> TinyDMActQuantizer::mixed_range(int64_t 
   return {lo, hi};
 }
 
-torch::Tensor TinyDMActQuantizer::forward(const torch::Tensor& x, int64_t k, torch::Tensor* codes) {
+torch::Tensor TinyDMActQuantizer::forward(const torch::Tensor& x_in, int64_t k, torch::Tensor* codes) {
+  const torch::Tensor x = input_tap ? input_tap(x_in) : x_in;
   DMEVAL_CHECK(k >= 0 && k < steps(),
                "TinyDM quantizer calibrated for {} sampler steps called at step index {}", steps(), k);
   DMEVAL_CHECK(x.size(1) == channels(), "TinyDM quantizer for {} channels got an input of {}", channels(),

@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -82,6 +83,9 @@ class TinyDMActQuantizer {
   torch::Tensor alpha;                           // (S, 8, C), requires grad during calibration
   torch::Tensor init_range_min, init_range_max;  // (S)
   std::vector<int> search_choice;                // per step index: winning shrink factor index (-1: none yet)
+  // Verification seam of forward() (inference), as UniformQuantizer::input_tap: the layer-by-layer
+  // golden test observes dmeval's input and substitutes the reference's recorded one.
+  std::function<torch::Tensor(const torch::Tensor&)> input_tap;
 
  private:
   int bits_;

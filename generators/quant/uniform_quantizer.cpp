@@ -103,7 +103,8 @@ torch::Tensor& UniformQuantizer::learnable_delta() {
   return delta_;
 }
 
-torch::Tensor UniformQuantizer::forward(const torch::Tensor& x) {
+torch::Tensor UniformQuantizer::forward(const torch::Tensor& x_in) {
+  const torch::Tensor x = input_tap ? input_tap(x_in) : x_in;
   if (!inited_) {
     initialize(x);
     if (spec_.flavor != QuantFlavor::kQDrop) inited_ = true;

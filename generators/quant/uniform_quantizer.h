@@ -15,6 +15,7 @@
 
 #include <torch/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,11 @@ class UniformQuantizer {
   int64_t qmin() const { return qmin_; }
   int64_t qmax() const { return qmax_; }
   int64_t n_levels() const { return n_levels_; }
+
+  // Verification seam: while set, forward() passes its input through this first (before initialising
+  // and quantizing). The layer-by-layer golden tests observe dmeval's input here and substitute the
+  // reference's recorded one, so each quantizer is checked on the reference's own input.
+  std::function<torch::Tensor(const torch::Tensor&)> input_tap;
 
  private:
   void initialize(const torch::Tensor& x);

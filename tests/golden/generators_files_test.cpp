@@ -1,5 +1,6 @@
 // The ddim UNet golden weights (generators/unet_small/weights.pt, torch zip): key names, order and
-// shapes from weights_keys.json, SHA-256 and parameter count from the MANIFEST, finite values.
+// shapes from weights_keys.json, SHA-256 and parameter count from the MANIFEST, finite values; and
+// the same facts for every golden UNet directory from its own run_info.json.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -46,6 +47,30 @@ TEST(GoldenGeneratorsWeights, UnetSmallStateDict) {
   for (const auto& e : entries) {
     torch::Tensor t = to_torch(ck.read(e.value));
     EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << e.path;
+  }
+}
+
+// Every golden UNet directory of every golden root (the project's unet_deep too): weights.pt keys,
+// order and shapes from its weights_keys.json, SHA-256 and parameter count from its run_info.json.
+TEST(GoldenGeneratorsWeights, EveryUnetDirectory) {
+  DMEVAL_REQUIRE_GOLDEN();
+  const auto dirs = golden_dirs_with("generators", "weights_keys.json");
+  ASSERT_FALSE(dirs.empty());
+  for (const std::string& dir : dirs) {
+    SCOPED_TRACE(dir);
+    auto info = nlohmann::json::parse(read_text(dir + "/run_info.json"));
+    EXPECT_EQ(sha256_file(dir + "/weights.pt"), info["sha256_weights_pt"].get<std::string>());
+    Checkpoint ck = Checkpoint::open(dir + "/weights.pt");
+    auto keys = nlohmann::json::parse(read_text(dir + "/weights_keys.json"));
+    auto entries = ck.tensors();
+    ASSERT_EQ(entries.size(), keys.size());
+    long long total = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      EXPECT_EQ(entries[i].path, keys[i][0].get<std::string>());
+      EXPECT_EQ(ck.shape(entries[i].value), keys[i][1].get<std::vector<int64_t>>()) << entries[i].path;
+      total += checked_numel(ck.shape(entries[i].value));
+    }
+    EXPECT_EQ(total, info["num_params"].get<long long>());
   }
 }
 

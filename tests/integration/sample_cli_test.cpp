@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -132,6 +133,11 @@ TEST(SampleCli, NpzAndRawOutputs) {
 TEST(SampleCli, ReferenceNoiseReproducesDdimRun) {
   DMEVAL_REQUIRE_GOLDEN();
   auto runs = nlohmann::json::parse(read_text(golden_path("generators/sampling/runs.json")));
+  const std::string manifest = read_text(golden_path("generators/MANIFEST.md"));
+  auto rel_s = regex_find(manifest, "relative ([0-9.e-]+) of max \\|x\\| for DDIM");
+  auto frac_s = regex_find(manifest, "exact except ≤ ([0-9.]+) % of values");
+  ASSERT_TRUE(rel_s && frac_s) << "MANIFEST sampler acceptance not found";
+  const double rel = std::stod(*rel_s), frac = std::stod(*frac_s) / 100;
   TempDir dir;
   int checked = 0;
   for (const auto& run : runs["runs"]) {
@@ -151,9 +157,28 @@ TEST(SampleCli, ReferenceNoiseReproducesDdimRun) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     NpzReader ref = NpzReader::open(golden_path("generators/sampling/" + file));
     TensorData fin = ref.read("final"), raw = read_npy_file(out + "/raw.npy");
-    EXPECT_EQ(raw.bytes, fin.bytes) << file;
+    // The MANIFEST's sampler acceptance (bit-identical only with the reference's summation order):
+    // DDIM finals within `rel` of max |x|, PNG values exact except a fraction off by one.
+    ASSERT_EQ(raw.numel(), fin.numel()) << file;
+    double max_ref = 0, max_d = 0;
+    for (int64_t i = 0; i < fin.numel(); ++i) {
+      max_ref = std::max(max_ref, std::abs(static_cast<double>(fin.data<float>()[i])));
+      max_d = std::max(max_d, std::abs(static_cast<double>(raw.data<float>()[i]) - fin.data<float>()[i]));
+    }
+    EXPECT_LE(max_d, rel * max_ref) << file;
     NpzReader got = NpzReader::open(out + "/samples_" + std::to_string(batch) + "x32x32x3.npz");
-    EXPECT_EQ(got.read("arr_0").bytes, ref.read("final_uint8").bytes) << file;
+    TensorData u8 = got.read("arr_0"), u8_ref = ref.read("final_uint8");
+    ASSERT_EQ(u8.bytes.size(), u8_ref.bytes.size()) << file;
+    int64_t off = 0;
+    for (size_t i = 0; i < u8.bytes.size(); ++i) {
+      const int d = std::abs(static_cast<int>(static_cast<uint8_t>(u8.bytes[i])) -
+                             static_cast<int>(static_cast<uint8_t>(u8_ref.bytes[i])));
+      EXPECT_LE(d, 1) << file << " value " << i;
+      off += d != 0;
+    }
+    EXPECT_LE(static_cast<double>(off), frac * static_cast<double>(u8.bytes.size())) << file;
+    std::printf("%s: max |d| %.3g (allowed %.3g), %lld PNG values off by one\n", file.c_str(), max_d,
+                rel * max_ref, static_cast<long long>(off));
     ++checked;
   }
   EXPECT_GT(checked, 0);

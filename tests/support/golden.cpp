@@ -1,5 +1,8 @@
 #include "tests/support/golden.h"
 
+#include "core/hash.h"
+
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +21,65 @@ std::string golden_dir() {
     dir = std::string(DMEVAL_SOURCE_DIR) + "/../shared/golden";
   std::error_code ec;
   return fs::is_directory(dir, ec) ? dir : "";
+}
+
+std::string project_golden_dir() {
+  std::string dir = std::string(DMEVAL_SOURCE_DIR) + "/tests/data/golden";
+  if (const char* env = std::getenv("DMEVAL_PROJECT_GOLDEN_DIR")) dir = env;
+  std::error_code ec;
+  return fs::is_directory(dir, ec) ? dir : "";
+}
+
+std::vector<std::string> golden_roots() {
+  std::vector<std::string> roots;
+  for (const std::string& r : {golden_dir(), project_golden_dir()})
+    if (!r.empty()) roots.push_back(r);
+  return roots;
+}
+
+std::vector<std::string> golden_dirs_with(const std::string& parent, const std::string& marker) {
+  std::vector<std::string> out;
+  for (const std::string& root : golden_roots()) {
+    std::error_code ec;
+    std::vector<std::string> found;
+    for (const auto& e : fs::directory_iterator(root + "/" + parent, ec))
+      if (e.is_directory() && fs::exists(e.path() / marker)) found.push_back(e.path().string());
+    std::sort(found.begin(), found.end());
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  return out;
+}
+
+std::string find_in_golden_roots(const std::string& relative) {
+  for (const std::string& root : golden_roots()) {
+    std::error_code ec;
+    if (fs::exists(root + "/" + relative, ec)) return root + "/" + relative;
+  }
+  return "";
+}
+
+std::string find_golden_unet(const std::string& weights_sha256) {
+  for (const std::string& d : golden_dirs_with("generators", "weights.pt"))
+    if (sha256_file(d + "/weights.pt") == weights_sha256) return d;
+  return "";
+}
+
+std::vector<std::string> golden_files(const std::string& parent, const std::string& prefix,
+                                      const std::string& suffix) {
+  std::vector<std::string> out;
+  for (const std::string& root : golden_roots()) {
+    std::error_code ec;
+    std::vector<std::string> found;
+    for (const auto& e : fs::directory_iterator(root + "/" + parent, ec)) {
+      const std::string n = e.path().filename().string();
+      if (e.is_regular_file() && n.size() >= prefix.size() + suffix.size() && n.rfind(prefix, 0) == 0 &&
+          n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+        found.push_back(e.path().string());
+    }
+    std::sort(found.begin(), found.end());
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  return out;
 }
 
 std::string golden_path(const std::string& relative) {

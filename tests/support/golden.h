@@ -19,6 +19,22 @@ std::string golden_path(const std::string& relative);
 std::string shared_path(const std::string& relative);
 std::string read_text(const std::string& path);
 
+// The project's own golden data (made with ../shared/oracle and tests/oracle, described in its
+// MANIFEST.md): tests/data/golden, or $DMEVAL_PROJECT_GOLDEN_DIR. Laid out like the shared set.
+std::string project_golden_dir();
+// Every golden root that exists: the shared set (golden_dir()) first, then the project's.
+std::vector<std::string> golden_roots();
+// Directories `<root>/<parent>/<name>` of every golden root that contain `marker` (e.g. all
+// `generators/*` holding `variants.json`), sorted per root.
+std::vector<std::string> golden_dirs_with(const std::string& parent, const std::string& marker);
+// The first `<root>/<relative>` that exists over golden_roots(), or "".
+std::string find_in_golden_roots(const std::string& relative);
+// The golden UNet directory (generators/<dir>/ in any root) whose weights.pt has this SHA-256, or "".
+std::string find_golden_unet(const std::string& weights_sha256);
+// Files `<root>/<parent>/<prefix>*<suffix>` over golden_roots(), sorted per root.
+std::vector<std::string> golden_files(const std::string& parent, const std::string& prefix,
+                                      const std::string& suffix);
+
 // Skips the current test with a clear message when the golden data is absent.
 #define DMEVAL_REQUIRE_GOLDEN()                                                                   \
   do {                                                                                            \

@@ -58,6 +58,20 @@ TEST(ReportPlots, WritesPngs) {
   EXPECT_FALSE(std::filesystem::exists(d.file("none.png")));
 }
 
+// Results that differ only in their last digits (the same cell computed on two CPUs) are plotted,
+// not looped on: PLplot's tick loop never ended on a span below the values' resolution.
+TEST(ReportPlots, NearlyEqualValuesPlot) {
+  if (!plots_available()) GTEST_SKIP() << "built without PLplot (DMEVAL_PLOTS=OFF)";
+  TempDir d;
+  std::vector<RunResult> rs = {run("fp", 32, 4.46, 476.80000000000001, 3.0000000000000004),
+                               run("baseline", 8, 1.14, 476.80000000000007, 3.0000000000000009)};
+  ASSERT_TRUE(plot_metric_vs_bits(rs, "fid", d.file("fid.png")));
+  ASSERT_TRUE(plot_metric_vs_bits(rs, "is", d.file("is.png")));
+  ASSERT_TRUE(plot_fid_vs_size(rs, d.file("pareto.png")));
+  for (const char* f : {"fid.png", "is.png", "pareto.png"})
+    EXPECT_GT(ink(decode_image_file(d.file(f))), 2000) << f;
+}
+
 TEST(ReportPlots, SampleGridWithCaption) {
   if (!plots_available()) GTEST_SKIP() << "built without PLplot (DMEVAL_PLOTS=OFF): grids have no caption";
   std::vector<Image> imgs(5);
