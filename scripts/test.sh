@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${DMEVAL_BUILD_DIR:-build}
 scripts/build.sh -DDMEVAL_BUILD_TESTS=ON -DDMEVAL_BUILD_BENCH=ON
+"$BUILD_DIR"/bin/dmeval version  # names the CPU and kernel sets, so a numeric failure names the machine
 (cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)")
 scripts/fuzz.sh "${1:-30}"
 echo "test.sh: all tests passed"
