@@ -27,24 +27,13 @@
 #include "generators/unet_weights.h"
 #include "tests/support/golden.h"
 #include "tests/support/numeric_checks.h"
+#include "tests/support/quant_params.h"
 
 namespace dmeval {
 namespace {
 
 using namespace dmeval::test;
 using json = nlohmann::json;
-
-UniformQuantizerSpec spec_from(const json& j) {
-  UniformQuantizerSpec s;
-  s.flavor = QuantFlavor::kQDiffusion;
-  s.bits = j.at("n_bits");
-  s.symmetric = j.value("symmetric", false);
-  s.channel_wise = j.value("channel_wise", false);
-  s.scale_method = j.value("scale_method", "max");
-  s.leaf_param = j.value("leaf_param", false);
-  s.always_zero = j.value("always_zero", false);
-  return s;
-}
 
 // "UNet ε and intermediates: max abs ≤ 1e-4" from the MANIFEST beside the layer data.
 double intermediates_acceptance(const std::string& manifest) {
@@ -97,8 +86,8 @@ TEST(GoldenQuantLayers, QDiffusionTeacherForced) {
       load_unet_weights(*unet, unet_dir + "/weights.pt", wo);
       unet->eval();
       QuantizedUNet qnn(
-          unet, qdiffusion_plan(unet, spec_from(v["weight_quant_params"]), spec_from(v["act_quant_params"]),
-                                v["sm_abit"], v["split_shortcut"]));
+          unet, qdiffusion_plan(unet, qdiff_spec_from(v["weight_quant_params"]),
+                                qdiff_spec_from(v["act_quant_params"]), v["sm_abit"], v["split_shortcut"]));
       // The variant's call sequence (golden_quant_qdiff_model checks the weight side).
       qnn.set_quant_state(true, false);
       qnn.forward(x, t);

@@ -25,6 +25,7 @@
 #include "generators/quant/quantized_unet.h"
 #include "generators/unet_weights.h"
 #include "tests/support/golden.h"
+#include "tests/support/quant_params.h"
 
 namespace dmeval {
 namespace {
@@ -48,18 +49,6 @@ Acceptance acceptance(const std::string& manifest_path) {
   Acceptance r;
   if (a && b && c && d) r = {std::stod(*a), std::stod(*b), std::stod(*c), std::stod(*d) / 100};
   return r;
-}
-
-UniformQuantizerSpec spec_from(const json& j) {
-  UniformQuantizerSpec s;
-  s.flavor = QuantFlavor::kQDiffusion;
-  s.bits = j.at("n_bits");
-  s.symmetric = j.value("symmetric", false);
-  s.channel_wise = j.value("channel_wise", false);
-  s.scale_method = j.value("scale_method", "max");
-  s.leaf_param = j.value("leaf_param", false);
-  s.always_zero = j.value("always_zero", false);
-  return s;
 }
 
 // A golden QuantModel directory and the UNet directory its MANIFEST section names
@@ -117,10 +106,10 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
       SCOPED_TRACE(file);
       NpzReader ref = NpzReader::open(qd.dir + "/" + file);
       std::optional<UniformQuantizerSpec> act;
-      if (!v["act_quant_params"].is_null()) act = spec_from(v["act_quant_params"]);
+      if (!v["act_quant_params"].is_null()) act = qdiff_spec_from(v["act_quant_params"]);
       DdimUNet unet = fresh_unet(qd.unet_dir);
-      QuantizedUNet qnn(unet, qdiffusion_plan(unet, spec_from(v["weight_quant_params"]), act, v["sm_abit"],
-                                              v["split_shortcut"]));
+      QuantizedUNet qnn(unet, qdiffusion_plan(unet, qdiff_spec_from(v["weight_quant_params"]), act,
+                                              v["sm_abit"], v["split_shortcut"]));
       // The unquantized forward of the wrapped model is the float UNet's, bit for bit on this machine
       // (the recorded ε of the reference is matched within the weight-only acceptance: summation
       // order differs between CPUs).
@@ -239,8 +228,9 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   uc.resolution = layers["image_size"];
   torch::NoGradGuard no_grad;
   auto plan_for = [&](const DdimUNet& u) {
-    return qdiffusion_plan(u, spec_from(facts["weight_quant_params"]), spec_from(facts["act_quant_params"]),
-                           facts["sm_abit"], facts["split_shortcut"]);
+    return qdiffusion_plan(u, qdiff_spec_from(facts["weight_quant_params"]),
+                           qdiff_spec_from(facts["act_quant_params"]), facts["sm_abit"],
+                           facts["split_shortcut"]);
   };
   auto prepare = [&](QuantizedUNet& q, const torch::Tensor& x, const torch::Tensor& t) {
     q.set_quant_state(true, false);
