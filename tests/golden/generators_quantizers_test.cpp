@@ -16,6 +16,7 @@
 #include "generators/quant/lsq.h"
 #include "generators/quant/uniform_quantizer.h"
 #include "tests/support/golden.h"
+#include "tests/support/quant_params.h"
 
 namespace dmeval {
 namespace {
@@ -92,18 +93,6 @@ class GoldenQuantCases : public ::testing::Test {
   double float_rel_ = 0;
 };
 
-UniformQuantizerSpec uniform_spec(const json& ctor, QuantFlavor flavor) {
-  UniformQuantizerSpec s;
-  s.flavor = flavor;
-  s.bits = ctor.at("n_bits");
-  s.symmetric = ctor.value("symmetric", false);
-  s.channel_wise = ctor.value("channel_wise", false);
-  s.scale_method = ctor.value("scale_method", "max");
-  s.leaf_param = ctor.value("leaf_param", false);
-  s.always_zero = ctor.value("always_zero", false);
-  return s;
-}
-
 TEST_F(GoldenQuantCases, UniformQuantizers) {
   const std::map<std::string, QuantFlavor> families = {{"qdiff_uaq", QuantFlavor::kQDiffusion},
                                                        {"ptqd_brecq_uaq", QuantFlavor::kBrecq},
@@ -114,7 +103,7 @@ TEST_F(GoldenQuantCases, UniformQuantizers) {
     if (fam == families.end()) continue;
     const std::string id = c["id"], file = c["file"], call = c["call"];
     SCOPED_TRACE(id);
-    UniformQuantizer q(uniform_spec(c["ctor"], fam->second));
+    UniformQuantizer q(uniform_spec_from(c["ctor"], fam->second));
     torch::Tensor x;
     if (call.rfind("q(x) once", 0) == 0) {
       x = input(c["input"]);

@@ -86,8 +86,8 @@ TEST(GoldenQuantLayers, QDiffusionTeacherForced) {
       load_unet_weights(*unet, unet_dir + "/weights.pt", wo);
       unet->eval();
       QuantizedUNet qnn(
-          unet, qdiffusion_plan(unet, qdiff_spec_from(v["weight_quant_params"]),
-                                qdiff_spec_from(v["act_quant_params"]), v["sm_abit"], v["split_shortcut"]));
+          unet, qdiffusion_plan(unet, uniform_spec_from(v["weight_quant_params"]),
+                                uniform_spec_from(v["act_quant_params"]), v["sm_abit"], v["split_shortcut"]));
       // The variant's call sequence (golden_quant_qdiff_model checks the weight side).
       qnn.set_quant_state(true, false);
       qnn.forward(x, t);

@@ -106,9 +106,9 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
       SCOPED_TRACE(file);
       NpzReader ref = NpzReader::open(qd.dir + "/" + file);
       std::optional<UniformQuantizerSpec> act;
-      if (!v["act_quant_params"].is_null()) act = qdiff_spec_from(v["act_quant_params"]);
+      if (!v["act_quant_params"].is_null()) act = uniform_spec_from(v["act_quant_params"]);
       DdimUNet unet = fresh_unet(qd.unet_dir);
-      QuantizedUNet qnn(unet, qdiffusion_plan(unet, qdiff_spec_from(v["weight_quant_params"]), act,
+      QuantizedUNet qnn(unet, qdiffusion_plan(unet, uniform_spec_from(v["weight_quant_params"]), act,
                                               v["sm_abit"], v["split_shortcut"]));
       // The unquantized forward of the wrapped model is the float UNet's, bit for bit on this machine
       // (the recorded ε of the reference is matched within the weight-only acceptance: summation
@@ -228,8 +228,8 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   uc.resolution = layers["image_size"];
   torch::NoGradGuard no_grad;
   auto plan_for = [&](const DdimUNet& u) {
-    return qdiffusion_plan(u, qdiff_spec_from(facts["weight_quant_params"]),
-                           qdiff_spec_from(facts["act_quant_params"]), facts["sm_abit"],
+    return qdiffusion_plan(u, uniform_spec_from(facts["weight_quant_params"]),
+                           uniform_spec_from(facts["act_quant_params"]), facts["sm_abit"],
                            facts["split_shortcut"]);
   };
   auto prepare = [&](QuantizedUNet& q, const torch::Tensor& x, const torch::Tensor& t) {

@@ -1,5 +1,5 @@
-// q-diffusion's quantizer parameter dicts (`weight_quant_params` / `act_quant_params` of the golden
-// variants.json files) as dmeval's quantizer spec.
+// The reference repositories' quantizer constructor arguments (q-diffusion's `weight_quant_params` /
+// `act_quant_params` of the golden variants.json files, the quantizer cases' `ctor`) as dmeval's spec.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,9 +8,10 @@
 
 namespace dmeval::test {
 
-inline UniformQuantizerSpec qdiff_spec_from(const nlohmann::json& j) {
+inline UniformQuantizerSpec uniform_spec_from(const nlohmann::json& j,
+                                              QuantFlavor flavor = QuantFlavor::kQDiffusion) {
   UniformQuantizerSpec s;
-  s.flavor = QuantFlavor::kQDiffusion;
+  s.flavor = flavor;
   s.bits = j.at("n_bits");
   s.symmetric = j.value("symmetric", false);
   s.channel_wise = j.value("channel_wise", false);
