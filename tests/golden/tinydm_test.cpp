@@ -550,7 +550,8 @@ TEST(GoldenTinyDMPipeline, CalibrationToSamples) {
     const double qd = max_abs(q_final, q_ref), qmax = q_ref.abs().max().item<double>();
     EXPECT_LE(qd, kDriftFactor * sample_drift * qmax) << "final quantized samples";
     std::printf(
-        "%s: picks identical, noise exact; %lld of %lld compared arrays bit-identical; range-search choices "
+        "%s: picks identical, noise kernel-exact; %lld of %lld compared arrays bit-identical; range-search "
+        "choices "
         "equal %.1f %%; worst per-step loss deviation %.2g relative (bound %.2g); quantized sample max |Δ| "
         "%.3g (%.2g %% of max |x|, bound %.2g %%)\n",
         p.name.c_str(), static_cast<long long>(exact), static_cast<long long>(arrays), 100 * equal_choices,

@@ -42,7 +42,7 @@ namespace dmeval::test {
 // the correctly rounded result) and the order of short reductions. A value computed through a few
 // such steps (a softmax mixture, Box-Muller normal draws, a bilinear resize) moves by a few units in
 // the last place. Such values are compared "kernel-exact": bit for bit, or within kKernelUlps units in
-// the last place of the array's largest magnitude (measured under capped dispatch: at most 3.2).
+// the last place of the array's largest magnitude.
 constexpr double kKernelUlps = 4;
 // Normal draws (torch.randn): ATen's vectorised normal_fill runs Box-Muller in float32, its scalar path
 // in float64. float32's angle 2πu (rounded by up to 2^-24 · 2π) and its log/sqrt/cos (≤ 1 ulp each)
