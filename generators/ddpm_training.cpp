@@ -10,10 +10,10 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "generators/ddim/ddim_model.h"
+#include "generators/ddim/unet_weights.h"
 #include "generators/noise_source.h"
 #include "generators/philox.h"
-#include "generators/quant/quant_method.h"
-#include "generators/unet_weights.h"
 
 namespace dmeval {
 
@@ -42,12 +42,6 @@ std::pair<std::string, double> split_dropout(const std::string& model) {
   std::smatch m;
   const double dropout = std::regex_search(model, m, kDropout) ? std::stod(m[1].str()) : -1.0;
   return {std::regex_replace(model, kDropout, ""), dropout};
-}
-
-void save_atomically(const std::function<void(const std::string&)>& write, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  write(tmp);
-  fs::rename(tmp, path);
 }
 
 }  // namespace
@@ -79,6 +73,68 @@ TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& o, int6
   return b;
 }
 
+namespace {
+
+// The DDPM task on a ddim UNet: the model and its EMA copy in safetensors (model.safetensors,
+// ema.safetensors), the ε-prediction loss of step s's batch.
+class DdpmTask : public TrainingTask {
+ public:
+  DdpmTask(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& o)
+      : config_(config), data_(data), o_(o), sched_(make_schedule(config.diffusion)) {
+    torch::manual_seed(o.seed);
+    model_ = DdimUNet(config.unet);
+    ema_ = copy_unet(model_);
+  }
+  torch::nn::Module& model() override { return *model_; }
+  torch::nn::Module* ema() override { return ema_.get(); }
+  DdimUNet& ema_unet() { return ema_; }
+  torch::Tensor loss(int64_t step) override {
+    TrainBatch b = training_batch(data_, o_, sched_.num_timesteps, step);
+    torch::Tensor a = sched_.alphas_cumprod_ext.index_select(0, b.t + 1).view({-1, 1, 1, 1});
+    torch::Tensor x = b.x0 * a.sqrt() + b.e * (1.0 - a).sqrt();
+    torch::Tensor out = model_->forward(x, b.t.to(torch::kFloat32));
+    return (b.e - out).square().sum({1, 2, 3}).mean(0);
+  }
+  void save(const std::string& dir, int64_t step) override {
+    save_atomically([&](const std::string& p) { save_unet_weights(*model_, p); }, dir + "/model.safetensors");
+    save_atomically(
+        [&](const std::string& p) {
+          save_unet_weights(*ema_, p, {{"dmeval_train_step", std::to_string(step)}});
+        },
+        dir + "/ema.safetensors");
+  }
+  void load(const std::string& dir) override {
+    UNetWeightsOptions wo;
+    wo.hash = false;
+    load_unet_weights(*model_, dir + "/model.safetensors", wo);
+    load_unet_weights(*ema_, dir + "/ema.safetensors", wo);
+  }
+  nlohmann::ordered_json options() const override { return options_json(config_, o_, data_.size(0)); }
+  // A run may be extended (steps), annealed (decay_from) and have its dropout changed (a training-only
+  // setting of the model): each change is logged in "phases" with the step it took effect at.
+  bool same_run(const nlohmann::ordered_json& saved, const nlohmann::ordered_json& now) const override {
+    nlohmann::ordered_json a = saved, b = now;
+    for (auto* j : {&a, &b}) {
+      j->erase("steps"), j->erase("decay_from");
+      (*j)["model"] = split_dropout(j->value("model", std::string())).first;
+    }
+    return a == b;
+  }
+  nlohmann::ordered_json phase() const override { return {{"dropout", config_.unet.dropout}}; }
+  nlohmann::ordered_json legacy_phase(const nlohmann::ordered_json& so) const override {
+    return {{"dropout", split_dropout(so.value("model", std::string())).second}};
+  }
+
+ private:
+  ModelConfig config_;
+  torch::Tensor data_;
+  TrainOptions o_;
+  DiffusionSchedule sched_;
+  DdimUNet model_{nullptr}, ema_{nullptr};
+};
+
+}  // namespace
+
 DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& o,
                     const std::string& dir, const std::function<void(const TrainProgress&)>& on_log) {
   DMEVAL_CHECK(data.dim() == 4 && data.scalar_type() == torch::kUInt8 && data.size(0) > 0,
@@ -91,124 +147,20 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
   DMEVAL_CHECK(o.steps >= 1 && o.batch >= 1 && o.lr > 0 && o.ema_rate >= 0 && o.ema_rate < 1,
                "bad training options (steps {}, batch {}, lr {}, ema {})", o.steps, o.batch, o.lr,
                o.ema_rate);
-  fs::create_directories(dir);
-  const std::string model_file = dir + "/model.safetensors", ema_file = dir + "/ema.safetensors",
-                    opt_file = dir + "/optimizer.pt", state_file = dir + "/train.json";
-  const DiffusionSchedule sched = make_schedule(config.diffusion);
-  const int64_t T = sched.num_timesteps;
-
-  torch::manual_seed(o.seed);
-  DdimUNet model(config.unet);
-  DdimUNet ema = copy_unet(model);
-  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  nlohmann::ordered_json state = {{"options", options_json(config, o, data.size(0))},
-                                  {"step", 0},
-                                  {"log", nlohmann::ordered_json::array()}};
-  int64_t step = 0;
-  if (fs::exists(state_file)) {
-    std::ifstream in(state_file);
-    nlohmann::ordered_json saved = nlohmann::ordered_json::parse(in, nullptr, false);
-    DMEVAL_CHECK(!saved.is_discarded() && saved.contains("step"), "{}: not a dmeval training record",
-                 state_file);
-    nlohmann::ordered_json a = saved["options"], b = state["options"];
-    // A run may be extended (steps), annealed (decay_from) and have its dropout changed (a training-only
-    // setting of the model): each change is logged in "phases" with the step it took effect at.
-    for (auto* j : {&a, &b}) {
-      j->erase("steps"), j->erase("decay_from");
-      (*j)["model"] = split_dropout(j->value("model", std::string())).first;
-    }
-    DMEVAL_CHECK(a == b, "{} was trained with other options: {} (now {}); use another folder", dir, a.dump(),
-                 b.dump());
-    UNetWeightsOptions wo;
-    wo.hash = false;
-    load_unet_weights(*model, model_file, wo);
-    load_unet_weights(*ema, ema_file, wo);
-    torch::load(opt, opt_file);
-    step = saved["step"];
-    state["log"] = saved["log"];
-    state["step"] = step;
-    if (saved.contains("phases")) {
-      state["phases"] = saved["phases"];
-    } else {  // a record from before phases were kept: its options held from step 0
-      const nlohmann::ordered_json& so = saved["options"];
-      state["phases"] = nlohmann::ordered_json::array(
-          {{{"from_step", 0},
-            {"steps", so.value("steps", int64_t{0})},
-            {"decay_from", so.value("decay_from", int64_t{-1})},
-            {"dropout", split_dropout(so.value("model", std::string())).second}}});
-    }
-  }
-  {
-    // The settings that may change on resume, from the step they apply to; a new phase when they did.
-    nlohmann::ordered_json phase = {{"from_step", step},
-                                    {"steps", o.steps},
-                                    {"decay_from", o.decay_from},
-                                    {"dropout", config.unet.dropout}};
-    auto settings = [](nlohmann::ordered_json p) {
-      p.erase("from_step");
-      return p;
-    };
-    auto& phases = state["phases"];
-    if (!phases.is_array()) phases = nlohmann::ordered_json::array();
-    if (phases.empty() || settings(phases.back()) != settings(phase)) phases.push_back(phase);
-  }
-  model->train();
-  ema->eval();
-  auto params = model->parameters();
-  auto ema_params = ema->parameters();
-  double acc = 0;
-  int64_t acc_n = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto checkpoint = [&] {
-    save_atomically([&](const std::string& p) { save_unet_weights(*model, p); }, model_file);
-    save_atomically(
-        [&](const std::string& p) {
-          save_unet_weights(*ema, p, {{"dmeval_train_step", std::to_string(step)}});
-        },
-        ema_file);
-    save_atomically([&](const std::string& p) { torch::save(opt, p); }, opt_file);
-    state["step"] = step;
-    AtomicFile f(state_file);  // the commit point: written last
-    const std::string text = state.dump(1) + "\n";
-    f.write(text.data(), text.size());
-    f.commit();
-  };
-  while (step < o.steps) {
-    TrainBatch b = training_batch(data, o, T, step);
-    torch::manual_seed(o.seed * 1000003 + static_cast<uint64_t>(step));  // dropout, per step
-    torch::Tensor a = sched.alphas_cumprod_ext.index_select(0, b.t + 1).view({-1, 1, 1, 1});
-    torch::Tensor x = b.x0 * a.sqrt() + b.e * (1.0 - a).sqrt();
-    torch::Tensor out = model->forward(x, b.t.to(torch::kFloat32));
-    torch::Tensor loss = (b.e - out).square().sum({1, 2, 3}).mean(0);
-    const double lv = loss.item<double>();
-    DMEVAL_CHECK(std::isfinite(lv), "training loss is {} at step {} (learning rate {}?)", lv, step, o.lr);
-    double lr = o.lr * std::min(1.0, static_cast<double>(step + 1) / std::max<int64_t>(1, o.warmup));
-    if (o.decay_from >= 0 && step >= o.decay_from)
-      lr *= static_cast<double>(o.steps - step) /
-            static_cast<double>(std::max<int64_t>(1, o.steps - o.decay_from));
-    for (auto& g : opt.param_groups()) g.options().set_lr(lr);
-    opt.zero_grad();
-    loss.backward();
-    if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip);
-    opt.step();
-    {
-      torch::NoGradGuard no_grad;  // ddim's EMAHelper: ema = (1 - mu) * p + mu * ema
-      for (size_t i = 0; i < params.size(); ++i)
-        ema_params[i].copy_((1.0 - o.ema_rate) * params[i] + o.ema_rate * ema_params[i]);
-    }
-    ++step;
-    acc += lv, ++acc_n;
-    if (step % o.log_every == 0 || step == o.steps) {
-      TrainProgress p{step, acc / acc_n,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
-      state["log"].push_back({{"step", step}, {"loss", p.loss}});
-      if (on_log) on_log(p);
-      acc = 0, acc_n = 0;
-    }
-    if (step % o.checkpoint_every == 0 || step == o.steps) checkpoint();
-  }
-  ema->eval();
-  return ema;
+  DdpmTask task(config, data, o);
+  TrainLoopOptions lo;
+  lo.steps = o.steps;
+  lo.lr = o.lr;
+  lo.weight_decay = o.weight_decay;
+  lo.grad_clip = o.grad_clip;
+  lo.warmup = o.warmup;
+  lo.decay_from = o.decay_from;
+  lo.ema_rate = o.ema_rate;
+  lo.seed = o.seed;
+  lo.checkpoint_every = o.checkpoint_every;
+  lo.log_every = o.log_every;
+  run_training(task, lo, dir, on_log);
+  return task.ema_unet();
 }
 
 }  // namespace dmeval

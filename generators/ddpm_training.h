@@ -1,6 +1,7 @@
 // DDPM training of a ddim UNet (ddim's runners/diffusion.py `train` loop in libtorch): ε-prediction
-// loss Σ_chw (e − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) e, t))² averaged over the batch, antithetic timesteps, AdamW,
-// gradient clipping, an EMA copy, checkpoints and exact resume.
+// loss Σ_chw (e − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) e, t))² averaged over the batch, antithetic timesteps — the
+// task; AdamW, gradient clipping, the EMA copy, checkpoints and exact resume are the shared training
+// loop's (training_loop.h).
 //
 // Determinism: the batch of step s (image indices into the data, the horizontal flips, the timesteps
 // and the noise) depends only on (seed, s) — Philox words, see ddpm_training.cpp — so a run resumed
@@ -13,7 +14,8 @@
 #include <string>
 
 #include "generators/beta_schedule.h"
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
+#include "generators/training_loop.h"
 
 namespace dmeval {
 
@@ -31,12 +33,6 @@ struct TrainOptions {
   bool flip = true;  // random horizontal flips
   int64_t checkpoint_every = 1000;
   int64_t log_every = 100;
-};
-
-struct TrainProgress {
-  int64_t step = 0;
-  double loss = 0;  // mean over the last log interval
-  double seconds = 0;
 };
 
 // Data: (N, C, H, W) uint8 images (pixels 0..255, mapped to [-1, 1] as ddim's data_transform).

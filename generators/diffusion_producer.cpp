@@ -10,7 +10,8 @@ namespace dmeval {
 DiffusionImageProducer::DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule,
                                                SamplerSpec sampler, std::unique_ptr<NoiseSource> noise,
                                                std::vector<int64_t> image_shape, torch::Device device,
-                                               bool keep_raw, QuantNoiseStd quant_noise)
+                                               bool keep_raw, QuantNoiseStd quant_noise,
+                                               std::function<torch::Tensor(const torch::Tensor&)> decode)
     : model_(std::move(model)),
       schedule_(std::move(schedule)),
       sampler_(std::move(sampler)),
@@ -18,7 +19,8 @@ DiffusionImageProducer::DiffusionImageProducer(EpsModel model, DiffusionSchedule
       shape_(std::move(image_shape)),
       device_(device),
       keep_raw_(keep_raw),
-      quant_noise_(std::move(quant_noise)) {
+      quant_noise_(std::move(quant_noise)),
+      decode_(std::move(decode)) {
   validate(sampler_);
 }
 
@@ -26,6 +28,7 @@ ImageBatch DiffusionImageProducer::produce(int64_t first, int64_t count) {
   torch::NoGradGuard no_grad;
   torch::Tensor x = noise_->initial(first, count, shape_).to(device_);
   torch::Tensor x0 = run_sampler(sampler_, schedule_, model_, x, *noise_, first, nullptr, &quant_noise_);
+  if (decode_) x0 = decode_(x0);
   ImageBatch b;
   b.first_index = first;
   b.images = samples_to_images(x0, first);

@@ -3,6 +3,7 @@
 // pulls batches of global image indices from it (harness/chunk_runner) without knowing what it is.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,7 +18,8 @@ class DiffusionImageProducer : public ImageProducer {
  public:
   DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule, SamplerSpec sampler,
                          std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape,
-                         torch::Device device, bool keep_raw, QuantNoiseStd quant_noise = {});
+                         torch::Device device, bool keep_raw, QuantNoiseStd quant_noise = {},
+                         std::function<torch::Tensor(const torch::Tensor&)> decode = {});
   ImageBatch produce(int64_t first, int64_t count) override;
   bool sequential() const override { return noise_->sequential(); }
   std::vector<uint8_t> state() const override { return noise_->state(); }
@@ -33,6 +35,7 @@ class DiffusionImageProducer : public ImageProducer {
   torch::Device device_;
   bool keep_raw_;
   QuantNoiseStd quant_noise_;
+  std::function<torch::Tensor(const torch::Tensor&)> decode_;  // x_0 -> images in [-1, 1] (latent models)
 };
 
 }  // namespace dmeval

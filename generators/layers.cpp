@@ -18,6 +18,18 @@ const char* layer_role_name(LayerRole role) {
     case LayerRole::kAttention1x1: return "attention_1x1";
     case LayerRole::kDownsampleConv: return "downsample_conv";
     case LayerRole::kUpsampleConv: return "upsample_conv";
+    case LayerRole::kSelfAttnQ: return "self_attn_q";
+    case LayerRole::kSelfAttnK: return "self_attn_k";
+    case LayerRole::kSelfAttnV: return "self_attn_v";
+    case LayerRole::kSelfAttnOut: return "self_attn_out";
+    case LayerRole::kCrossAttnQ: return "cross_attn_q";
+    case LayerRole::kCrossAttnK: return "cross_attn_k";
+    case LayerRole::kCrossAttnV: return "cross_attn_v";
+    case LayerRole::kCrossAttnOut: return "cross_attn_out";
+    case LayerRole::kFeedForward: return "feed_forward";
+    case LayerRole::kTransformerProj: return "transformer_proj";
+    case LayerRole::kConditioning: return "conditioning";
+    case LayerRole::kAutoencoder: return "autoencoder";
   }
   return "?";
 }

@@ -32,7 +32,10 @@ class LayerQuantizer {
   virtual torch::Tensor forward(const torch::Tensor& x, const LayerCall& call) = 0;
 };
 
-// Roles as the model-facts golden names them (generators/model_facts/ddim_*_layers.json).
+// What a layer is for, which the size accounting and the quantization methods select layers by. The
+// ddim roles are named as the model-facts golden names them (generators/model_facts/ddim_*_layers.json);
+// the transformer, conditioning and autoencoder roles are those of the latent and text-conditioned
+// families (LDM's SpatialTransformer, class embedder, first stage).
 enum class LayerRole {
   kTimestepMlp,
   kFirstConv,
@@ -43,6 +46,18 @@ enum class LayerRole {
   kAttention1x1,
   kDownsampleConv,
   kUpsampleConv,
+  kSelfAttnQ,  // transformer self-attention projections (Linear)
+  kSelfAttnK,
+  kSelfAttnV,
+  kSelfAttnOut,
+  kCrossAttnQ,  // cross-attention: q from the image tokens, k/v from the context
+  kCrossAttnK,
+  kCrossAttnV,
+  kCrossAttnOut,
+  kFeedForward,      // transformer feed-forward (GEGLU projection and output)
+  kTransformerProj,  // proj_in / proj_out around a transformer block
+  kConditioning,     // class or text embedding layers of the conditioning stage
+  kAutoencoder,      // the first stage (VQ/KL encoder and decoder)
 };
 const char* layer_role_name(LayerRole role);
 

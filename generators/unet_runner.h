@@ -10,7 +10,7 @@
 
 #include <string>
 
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
 #include "generators/samplers.h"
 
 namespace dmeval {

@@ -105,14 +105,8 @@ nlohmann::ordered_json merge_settings(const QuantMethod& method, const std::vect
   return s;
 }
 
-DdimUNet copy_unet(const DdimUNet& unet) {
-  DdimUNet c(unet->config());
-  torch::NoGradGuard no_grad;
-  auto src = unet->named_parameters(true);
-  for (auto& p : c->named_parameters(true)) p.value().copy_(src[p.key()]);
-  c->to(src.begin()->value().device());
-  c->eval();
-  return c;
+void QuantMethod::fit(QuantContext&, QuantizedModel&, const std::string&) const {
+  fail("method {} has no fitting step (it is post-training)", name());
 }
 
 }  // namespace dmeval

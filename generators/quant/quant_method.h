@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "generators/beta_schedule.h"
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_model.h"
+#include "generators/ddim/unet_config.h"
 #include "generators/model_cost.h"
 #include "generators/samplers.h"
-#include "generators/unet_config.h"
+#include "generators/training_loop.h"
 #include "generators/unet_runner.h"
 
 namespace dmeval {
@@ -33,7 +34,10 @@ struct BitWidths {
 BitWidths parse_bits(const std::string& spec);
 
 struct QuantContext {
-  DdimUNet unet{nullptr};  // the FP model; the method attaches its quantizers to it
+  std::shared_ptr<DiffusionModel> model;  // the model being quantized (any family)
+  // Its ddim-family network, which the methods attach their quantizers to (the methods work on the
+  // ddim family today; prepare_quantized refuses another family naming the method).
+  DdimUNet unet{nullptr};
   ModelConfig config;
   DiffusionSchedule schedule;
   std::string model_id;  // weights SHA-256 (or random:<seed>)
@@ -80,6 +84,12 @@ class QuantMethod {
   virtual void check_bits(const BitWidths& bits) const = 0;
   virtual nlohmann::ordered_json default_settings() const { return nlohmann::ordered_json::object(); }
   virtual std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const = 0;
+  // Methods that train after calibrating (quantization-aware training, BinaryDM) fit the calibrated
+  // model through the shared training loop (generators/training_loop.h), keeping its resumable state
+  // in `state_dir` (a killed fit continues from its last checkpoint). The post-training methods here
+  // have no fitting step.
+  virtual bool has_fit() const { return false; }
+  virtual void fit(QuantContext& ctx, QuantizedModel& model, const std::string& state_dir) const;
   virtual std::unique_ptr<QuantizedModel> restore(
       QuantContext& ctx, const std::map<std::string, torch::Tensor>& state) const = 0;
 };
@@ -100,8 +110,5 @@ std::unique_ptr<QuantMethod> make_tinydm_attn_method();
 // Merges user overrides ("key=value", numbers and booleans parsed) into a method's defaults; unknown
 // keys are errors naming the method's keys.
 nlohmann::ordered_json merge_settings(const QuantMethod& method, const std::vector<std::string>& overrides);
-
-// A fresh UNet with the same configuration and weights (FP references during calibration).
-DdimUNet copy_unet(const DdimUNet& unet);
 
 }  // namespace dmeval

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "core/npy.h"
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
 #include "generators/quant/adaround.h"
 #include "generators/quant/uniform_quantizer.h"
 

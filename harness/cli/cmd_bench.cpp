@@ -15,8 +15,8 @@
 #include "generators/unet_runner.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/db_cli.h"
+#include "harness/cli/generation_cli.h"
 #include "harness/cli/model_cli.h"
-#include "harness/cli/quant_cli.h"
 #include "harness/sampling/timing.h"
 
 namespace dmeval::cli {
@@ -43,50 +43,58 @@ std::vector<int64_t> parse_list(const std::string& s, const char* what) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  struct Opts {
-    ModelOptions model;
-    QuantOptions quant;
-    SamplerSpec sampler;
+  struct Opts : GenerationOptions {
     DbOptions db;
-    std::string batches = "1,64", device = "cpu";
-    int64_t warmup = 2, repeats = 10, e2e_repeats = 3, seed = 0;
+    std::string batches = "1,64";
+    int64_t warmup = 2, repeats = 10, e2e_repeats = 3;
     bool channels_last = false, json = false, no_e2e = false;
   };
   auto o = std::make_shared<Opts>();
   o->sampler.steps = 100;
+  // The generation group; --batch is a list of batch sizes here (each measured), and no images are kept.
+  static const OptionTable<GenerationOptions> table = [] {
+    OptionTable<GenerationOptions> t = generation_option_table();
+    t.without("samples").without("batch").without("chunk").without("micro_batch");
+    t.help("steps", "sampler steps for the end-to-end figure");
+    return t;
+  }();
   auto* bench = app.add_subcommand("bench", "measure speed");
   bench->require_subcommand(1);
   auto* cmd = bench->add_subcommand("latency", "UNet step and per-image sampling latency at batch sizes");
-  add_model_options(cmd, o->model);
-  add_quant_options(cmd, o->quant);
+  table.bind(cmd, *o);
   cmd->add_option("--batch", o->batches, "batch sizes, comma-separated")->capture_default_str();
-  cmd->add_option("--sampler", o->sampler.sampler, "ddim or ddpm")->check(CLI::IsMember({"ddim", "ddpm"}));
-  cmd->add_option("--skip-type", o->sampler.skip_type, "uniform or quad")
-      ->check(CLI::IsMember({"uniform", "quad"}));
-  cmd->add_option("--steps", o->sampler.steps, "sampler steps for the end-to-end figure")
-      ->capture_default_str();
-  cmd->add_option("--eta", o->sampler.eta, "DDIM eta");
   cmd->add_option("--warmup", o->warmup, "untimed runs first")->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "timed UNet steps per batch size")->capture_default_str();
   cmd->add_option("--e2e-repeats", o->e2e_repeats, "timed whole sampling runs per batch size")
       ->capture_default_str();
   cmd->add_flag("--no-e2e", o->no_e2e, "UNet step only");
-  cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_flag("--channels-last", o->channels_last, "channels-last convolutions");
   cmd->add_flag("--json", o->json, "print JSON");
   add_db_options(cmd, o->db, /*step_and_bit_labels=*/false);
   cmd->callback([o] {
     auto recorder = RunRecorder::start(o->db);
     const std::vector<int64_t> batches = parse_list(o->batches, "--batch");
-    validate(o->sampler);
-    LoadedModel m = load_model(o->model);
-    const torch::Device device = parse_device(o->device);
-    DiffusionSchedule schedule = make_schedule(m.config.diffusion);
-    const auto seq = timestep_sequence(o->sampler.skip_type, o->sampler.steps, schedule.num_timesteps);
-    const int64_t res = m.config.unet.resolution, ch = m.config.unet.in_channels;
-    const ParameterCounts counts = count_parameters(*m.unet);
+    // A quantized model (fake quantization) when --method is given; calibrations come from the store.
+    GenerationBuild gb;
+    gb.keep_float_copy = true;  // parameters and MACs of the float network
+    GenerationPipeline g = build_generation(
+        *o,
+        [o](const std::string& l) {
+          if (!o->json) std::fprintf(stderr, "%s\n", l.c_str());
+        },
+        gb);
+    LoadedModel& m = g.model;
+    const torch::Device device = g.device;
+    const DiffusionSchedule& schedule = g.schedule;
+    const auto& seq = g.timesteps;
+    const int64_t ch = g.sample_shape[0], h = g.sample_shape[1], w = g.sample_shape[2];
+    const ParameterCounts counts = count_parameters(g.float_model->network());
     const MacCount macs = count_macs([&] {
-      m.unet->forward(torch::zeros({1, ch, res, res}), torch::full({1}, 500.0f));
+      UNetRunOptions one;
+      one.device = device;
+      one.micro_batch = 1;
+      g.float_model->eps(one)(torch::zeros({1, ch, h, w}).to(device),
+                              torch::full({1}, 500.0f, torch::dtype(torch::kFloat32).device(device)), 0);
     });
     const RuntimeInfo rt = runtime_info();
 
@@ -104,30 +112,18 @@ void add_bench_command(CLI::App& app) {
     out["results"] = nlohmann::ordered_json::array();
     if (!o->json)
       std::printf("%s\n%lld parameters (%.1f MB fp32), %.3f GMACs per UNet step; %s, %d threads\n",
-                  dmeval::describe(m.config).c_str(), static_cast<long long>(counts.total),
+                  m.model->describe_line().c_str(), static_cast<long long>(counts.total),
                   out["fp32_mb"].get<double>(), out["gmacs_per_step"].get<double>(),
                   out["device"].get<std::string>().c_str(), rt.intra_op_threads);
-    // A quantized model (fake quantization) when --method is given; calibrations come from the store.
-    std::optional<QuantizedSetup> quant;
-    QuantNoiseStd quant_noise;
-    if (o->quant.method != "fp" || !o->quant.calibration.empty()) {
-      UNetRunOptions qro;
-      qro.device = device;
-      quant = prepare_quantized(
-          m, o->quant, qro,
-          [o](const std::string& l) {
-            if (!o->json) std::fprintf(stderr, "%s\n", l.c_str());
-          },
-          &o->sampler);
-      out["quantization"] = quant->describe();
-    }
+    const std::optional<QuantizedSetup>& quant = g.quant;
+    if (quant) out["quantization"] = quant->describe();
     for (int64_t b : batches) {
       UNetRunOptions ro;
       ro.device = device;
       ro.micro_batch = b;  // the network at exactly this batch
       ro.channels_last = o->channels_last;
-      EpsModel eps = make_unet_eps(m.unet, ro);
-      torch::Tensor x = torch::randn({b, ch, res, res}).to(device);
+      EpsModel eps = m.model->eps(ro);
+      torch::Tensor x = torch::randn({b, ch, h, w}).to(device);
       torch::Tensor t = torch::full({b}, 500.0f, torch::dtype(torch::kFloat32).device(device));
       TimingStats step = time_repeated([&] { eps(x, t, 0); }, o->warmup, o->repeats, device);
       nlohmann::ordered_json row;
@@ -141,7 +137,7 @@ void add_bench_command(CLI::App& app) {
       std::string e2e_text;
       if (!o->no_e2e) {
         DiffusionImageProducer producer(eps, schedule, o->sampler, make_noise_source("per-image", o->seed),
-                                        {ch, res, res}, device, false,
+                                        {ch, h, w}, device, false,
                                         quant ? quant->model->quant_noise_std() : QuantNoiseStd{});
         TimingStats e2e =
             time_repeated([&] { producer.produce(0, b); }, o->warmup > 0 ? 1 : 0, o->e2e_repeats, device);
@@ -169,8 +165,8 @@ void add_bench_command(CLI::App& app) {
     }
     if (recorder) {
       db::RunConfig rc;
-      rc.model = m.config.name;
-      if (!m.weights.sha256.empty()) rc.checkpoint_sha256 = m.weights.sha256;
+      rc.model = m.model->name();
+      if (!m.model->weights_sha256().empty()) rc.checkpoint_sha256 = m.model->weights_sha256();
       rc.sampler = describe(o->sampler);
       rc.steps = static_cast<int64_t>(seq.size());
       rc.method = quant ? quant->record.method : std::string("fp");

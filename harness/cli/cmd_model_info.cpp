@@ -25,10 +25,13 @@ void add_model_info_command(CLI::App& app) {
     ModelOptions mo = o->model;
     if (mo.checkpoint.empty() && mo.random_weights < 0) mo.random_weights = 0;  // shapes only
     LoadedModel m = load_model(mo);
-    const ParameterCounts c = count_parameters(*m.unet);
-    const int64_t res = m.config.unet.resolution;
+    const ParameterCounts c = count_parameters(m.model->network());
+    const std::vector<int64_t> shape = m.model->sample_shape();
+    UNetRunOptions one;
+    one.micro_batch = 1;
+    EpsModel eps = m.model->eps(one);
     const MacCount macs = count_macs([&] {
-      m.unet->forward(torch::zeros({1, m.config.unet.in_channels, res, res}), torch::full({1}, 500.0f));
+      eps(torch::zeros({1, shape[0], shape[1], shape[2]}), torch::full({1}, 500.0f), 0);
     });
     nlohmann::ordered_json j;
     j["model"] = m.describe();
@@ -58,7 +61,7 @@ void add_model_info_command(CLI::App& app) {
                                         1e6);
     if (o->layers) {
       j["layer_list"] = nlohmann::ordered_json::array();
-      for (const LayerInfo& l : list_layers(*m.unet))
+      for (const LayerInfo& l : list_layers(m.model->network()))
         j["layer_list"].push_back({{"name", l.name},
                                    {"type", l.type},
                                    {"role", layer_role_name(l.role)},
@@ -71,7 +74,7 @@ void add_model_info_command(CLI::App& app) {
     std::printf(
         "%s\n%lld parameters (%lld Conv/Linear weights in %lld layers, %lld biases, %lld others)\n"
         "%.3f GMACs per UNet step (%.3f in attention)\n\nSize (MB = 1e6 bytes) by weight bits:\n",
-        dmeval::describe(m.config).c_str(), static_cast<long long>(c.total),
+        m.model->describe_line().c_str(), static_cast<long long>(c.total),
         static_cast<long long>(c.layer_weights), static_cast<long long>(c.num_layers),
         static_cast<long long>(c.layer_biases), static_cast<long long>(c.other),
         j["gmacs_per_step"].get<double>(), j["gmacs_attention"].get<double>());
@@ -85,7 +88,7 @@ void add_model_info_command(CLI::App& app) {
     }
     std::printf("(%s)\n", j["size_mb_note"].get<std::string>().c_str());
     if (o->layers)
-      for (const LayerInfo& l : list_layers(*m.unet))
+      for (const LayerInfo& l : list_layers(m.model->network()))
         std::printf("  %-32s %-7s %-22s [%s]\n", l.name.c_str(), l.type.c_str(), layer_role_name(l.role),
                     fmt::format("{}", fmt::join(l.weight_shape, ", ")).c_str());
   });

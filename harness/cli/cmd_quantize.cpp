@@ -13,23 +13,28 @@
 #include "generators/quant/calibration_file.h"
 #include "generators/quant/method_support.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/generation_cli.h"
 #include "harness/cli/model_cli.h"
-#include "harness/cli/quant_cli.h"
 
 namespace dmeval::cli {
 
 void add_quantize_command(CLI::App& app) {
-  struct Opts {
-    ModelOptions model;
-    QuantOptions quant;
-    std::string out, export_qdiff, device = "cpu";
-    int64_t eval_images = 4, eval_steps = 0, eval_seed = 777, micro_batch = 8;
+  struct Opts : GenerationOptions {
+    std::string out, export_qdiff;
+    int64_t eval_images = 4, eval_steps = 0, eval_seed = 777;
     bool json = false, list_settings = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("quantize", "calibrate a quantization method and save the calibration");
-  add_model_options(cmd, o->model);
-  add_quant_options(cmd, o->quant);
+  // The generation group without what only sampling uses; a sampler given here is the one the
+  // calibration trajectories follow (as `run` and `sample` calibrate), else the method's own.
+  static const OptionTable<GenerationOptions> table = [] {
+    OptionTable<GenerationOptions> t = generation_option_table();
+    t.without("samples").without("batch").without("chunk").without("seed");
+    t.help("sampler", "calibrate for this sampler (default: the method's own calibration trajectories)");
+    return t;
+  }();
+  table.bind(cmd, *o);
   cmd->add_option("-o,--out", o->out, "also write the calibration here (default: only the store)");
   cmd->add_option(
       "--export-qdiff", o->export_qdiff,
@@ -41,28 +46,33 @@ void add_quantize_command(CLI::App& app) {
                   "steps of those trajectories (default: the method's calibration sampler, whose timesteps a "
                   "timestep-specific method such as PTQD knows)");
   cmd->add_option("--eval-seed", o->eval_seed, "their noise seed")->capture_default_str();
-  cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
-  cmd->add_option("--micro-batch", o->micro_batch, "images per network evaluation")->capture_default_str();
   cmd->add_flag("--list-settings", o->list_settings,
                 "print the method's calibration settings and defaults, then stop");
   cmd->add_flag("--json", o->json, "print the summary as JSON");
   cmd->add_flag("--quiet", o->quiet, "no progress lines");
-  cmd->callback([o] {
+  cmd->callback([o, cmd] {
     const QuantMethod& method = quant_method(o->quant.method);
     if (o->list_settings) {
       std::printf("%s: %s\n%s\n", method.name().c_str(), method.description().c_str(),
                   merge_settings(method, o->quant.calib).dump(1).c_str());
       return;
     }
-    LoadedModel m = load_model(o->model);
-    UNetRunOptions run;
-    run.device = parse_device(o->device);
-    run.micro_batch = o->micro_batch;
-    DdimUNet fp = copy_unet(m.unet);
-    auto log = [o](const std::string& line) {
-      if (!o->quiet) std::fprintf(stderr, "%s\n", line.c_str());
-    };
-    QuantizedSetup q = prepare_quantized(m, o->quant, run, log);
+    GenerationBuild gb;
+    gb.always_quantize = true;
+    gb.keep_float_copy = true;
+    gb.calibrate_on_sampler = false;
+    for (const auto& e : sampler_option_table().entries())
+      gb.calibrate_on_sampler |= table.given(*cmd, e.key);
+    GenerationPipeline g = build_generation(
+        *o,
+        [o](const std::string& line) {
+          if (!o->quiet) std::fprintf(stderr, "%s\n", line.c_str());
+        },
+        gb);
+    const LoadedModel& m = g.model;
+    const UNetRunOptions& run = g.run;
+    std::shared_ptr<DiffusionModel> fp = g.float_model;
+    QuantizedSetup& q = *g.quant;
     if (!o->out.empty()) save_calibration(o->out, q.record, q.model->state());
     auto* unet_model = dynamic_cast<UNetQuantizedModel*>(q.model.get());
     if (!o->export_qdiff.empty()) {
@@ -80,8 +90,9 @@ void add_quantize_command(CLI::App& app) {
     if (!o->out.empty()) j["written"] = o->out;
     if (const auto rep = q.model->report(); !rep.empty()) j["report"] = rep;  // the method's own facts
     // Size: Conv/Linear weights at the method's bits, everything else float32 (the default convention).
-    const double bytes = model_size_bytes(*fp, [&](const LayerInfo& l) { return q.model->weight_bits(l); });
-    const ParameterCounts counts = count_parameters(*fp);
+    const double bytes =
+        model_size_bytes(fp->network(), [&](const LayerInfo& l) { return q.model->weight_bits(l); });
+    const ParameterCounts counts = count_parameters(fp->network());
     j["size_mb"] = bytes / 1e6;
     j["size_convention"] =
         "Conv2d/Linear weights at the method's bit widths, biases and normalisation in float32, no scale "
@@ -99,11 +110,9 @@ void add_quantize_command(CLI::App& app) {
                    : st.contains("traj_steps") ? st["traj_steps"].get<int64_t>()
                                                : 10;
       auto noise = make_noise_source("per-image", static_cast<uint64_t>(o->eval_seed));
-      const int64_t res = m.config.unet.resolution;
-      EpsModel fp_eps = make_unet_eps(fp, run), q_eps = q.model->eps();
-      Trajectories tr =
-          record_trajectories(fp_eps, make_schedule(m.config.diffusion), spec, *noise, o->eval_images,
-                              o->eval_images, {m.config.unet.in_channels, res, res}, run.device);
+      EpsModel fp_eps = fp->eps(run), q_eps = q.model->eps();
+      Trajectories tr = record_trajectories(fp_eps, g.schedule, spec, *noise, o->eval_images, o->eval_images,
+                                            g.sample_shape, run.device);
       torch::NoGradGuard no_grad;
       double sum = 0, sq = 0, ref = 0;
       int64_t count = 0;

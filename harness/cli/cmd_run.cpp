@@ -11,21 +11,31 @@ namespace dmeval::cli {
 
 namespace {
 void print_profiles() {
-  for (const auto& p : profiles()) {
-    std::printf("%s: %s\n", p.name.c_str(), p.summary.c_str());
-    std::printf("  model %s, %s, %lld steps, eta %g, %lld samples, network %s, reference %s\n",
-                p.model.c_str(), p.sampler.skip_type.c_str(), static_cast<long long>(p.sampler.steps),
-                p.sampler.eta, static_cast<long long>(p.samples), p.network.c_str(), p.ref.c_str());
-    for (const ProfileFile* f : {&p.unet, &p.network_weights, &p.reference})
-      if (!f->path.empty())
-        std::printf("  %s: %s%s\n", f->role.c_str(), profile_path(f->path).c_str(),
-                    std::filesystem::exists(profile_path(f->path)) ? "" : "  (missing)");
+  for (const ProfileEntry& e : find_profiles()) {
+    if (!e.error.empty()) {
+      std::printf("%s: refused: %s\n", e.name.c_str(), e.error.c_str());
+      continue;
+    }
+    const Profile& p = e.profile;
+    std::printf("%s: %s\n  file %s\n", p.name.c_str(), p.summary.c_str(), p.file.c_str());
+    for (auto it = p.options.begin(); it != p.options.end(); ++it) {
+      if (p.files.count(it.key())) continue;
+      std::printf("  %s = %s\n", it.key().c_str(), p.option_text(it.key()).c_str());
+      if (auto w = p.why.find(it.key()); w != p.why.end()) std::printf("      why: %s\n", w->second.c_str());
+    }
+    for (const auto& [key, f] : p.files)
+      std::printf("  %s (%s): %s%s\n", key.c_str(), f.role.c_str(), f.path.c_str(),
+                  std::filesystem::exists(f.path) ? "" : "  (missing)");
     for (const auto& [method, kv] : p.calib) {
       std::string s;
       for (const auto& x : kv) s += " " + x;
       std::printf("  calibration budget %s:%s\n", method.c_str(), s.c_str());
+      if (auto w = p.why.find("calib." + method); w != p.why.end())
+        std::printf("      why: %s\n", w->second.c_str());
     }
-    std::printf("  %s\n", p.notes.c_str());
+    if (auto w = p.why.find("calib"); w != p.why.end())
+      std::printf("  calibration budgets: %s\n", w->second.c_str());
+    if (!p.notes.empty()) std::printf("  %s\n", p.notes.c_str());
   }
 }
 }  // namespace
@@ -50,10 +60,8 @@ void add_run_command(CLI::App& app) {
     RunCellOptions opts = *o;
     if (!resume->empty()) {
       RunCellOptions saved = read_run_options(*resume);
-      saved.shard = o->shard;
-      saved.max_chunks = o->max_chunks;
-      saved.quiet = o->quiet;
-      saved.json = o->json;
+      for (const auto& e : run_option_table().entries())  // how this process takes part
+        if (!(e.traits & kSaved)) run_option_table().copy(e.key, *o, saved);
       opts = saved;
     } else {
       resolve_run_options(*cmd, opts);

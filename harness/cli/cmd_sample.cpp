@@ -18,8 +18,8 @@
 #include "generators/timestep_sequence.h"
 #include "generators/unet_runner.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/generation_cli.h"
 #include "harness/cli/model_cli.h"
-#include "harness/cli/quant_cli.h"
 #include "harness/sampling/chunk_runner.h"
 
 namespace dmeval::cli {
@@ -27,39 +27,20 @@ namespace dmeval::cli {
 namespace fs = std::filesystem;
 
 void add_sample_command(CLI::App& app) {
-  struct Opts {
-    ModelOptions model;
-    QuantOptions quant;
-    SamplerSpec sampler;
-    std::string noise = "per-image", out, shard, format = "png", init_noise, raw_out, device = "cpu";
-    int64_t n = 50000, batch = 64, micro_batch = 8, chunk = 1024, seed = 0, max_chunks = 0;
+  struct Opts : GenerationOptions {
+    std::string noise = "per-image", out, shard, format = "png", init_noise, raw_out;
+    int64_t max_chunks = 0;
     int png_compression = 6;
     bool channels_last = false, json = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
+  o->samples = 50000;
+  o->chunk = 1024;
   auto* cmd =
       app.add_subcommand("sample", "sample N images from a ddim UNet (DDIM/DDPM), resumable and shardable");
-  add_model_options(cmd, o->model);
-  add_quant_options(cmd, o->quant);
-  cmd->add_option("--sampler", o->sampler.sampler, "ddim (generalized_steps) or ddpm (ddpm_steps)")
-      ->check(CLI::IsMember({"ddim", "ddpm"}))
-      ->capture_default_str();
-  cmd->add_option("--skip-type", o->sampler.skip_type, "timestep sequence: uniform or quad")
-      ->check(CLI::IsMember({"uniform", "quad"}))
-      ->capture_default_str();
-  cmd->add_option("--steps", o->sampler.steps, "sampler steps (--timesteps of ddim)")->capture_default_str();
-  cmd->add_option("--eta", o->sampler.eta, "DDIM eta (0 = deterministic)")->capture_default_str();
-  cmd->add_option("--n", o->n, "number of images (exactly this many)")->capture_default_str();
-  cmd->add_option("--batch", o->batch, "images sampled together (memory; results do not depend on it)")
-      ->capture_default_str();
-  cmd->add_option(
-         "--micro-batch", o->micro_batch,
-         "images per network evaluation; results are byte-identical for any --batch and shard layout "
-         "at a fixed micro-batch (recorded)")
-      ->capture_default_str();
-  cmd->add_option("--chunk", o->chunk, "images per resumable chunk (rounded up to a multiple of --batch)")
-      ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "noise seed")->capture_default_str();
+  generation_option_table().bind(cmd, *o);
+  // The name of earlier versions, kept so that scripts keep working (hidden from --help).
+  cmd->add_option("--n", o->samples, "same as --samples")->group("");
   cmd->add_option(
          "--noise", o->noise,
          "per-image: noise depends only on (seed, image, step); reference: the ddim scripts' sequential "
@@ -74,58 +55,45 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--init-noise", o->init_noise, "x_T for every image from a float32 (N, C, H, W) .npy");
   cmd->add_option("--raw-out", o->raw_out,
                   "also write the float samples before conversion as (N, C, H, W) .npy");
-  cmd->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_flag("--channels-last", o->channels_last, "channels-last convolutions (GPU fast path)");
   cmd->add_option("--png-compression", o->png_compression, "zlib level 0-9")->check(CLI::Range(0, 9));
   cmd->add_option("--max-chunks", o->max_chunks, "stop after this many chunks (the rest on a later run)");
   cmd->add_flag("--json", o->json, "print the run summary as JSON");
   cmd->add_flag("--quiet", o->quiet, "no progress output");
   cmd->callback([o] {
-    DMEVAL_CHECK(o->n >= 1, "--n {} must be at least 1", o->n);
+    DMEVAL_CHECK(o->samples >= 1, "--samples {} must be at least 1", o->samples);
     DMEVAL_CHECK(o->batch >= 1 && o->micro_batch >= 1, "--batch and --micro-batch must be at least 1");
-    validate(o->sampler);
-    LoadedModel m = load_model(o->model);
-    const torch::Device device = parse_device(o->device);
-    DiffusionSchedule schedule = make_schedule(m.config.diffusion);
-    // Fails early on a bad --steps for this schedule.
-    const auto seq = timestep_sequence(o->sampler.skip_type, o->sampler.steps, schedule.num_timesteps);
-    const std::vector<int64_t> shape = {m.config.unet.in_channels, m.config.unet.resolution,
-                                        m.config.unet.resolution};
+    GenerationBuild gb;
+    gb.channels_last = o->channels_last;
+    // Quantized sampling: the method's model (a saved calibration is reused when one matches).
+    GenerationPipeline g = build_generation(
+        *o,
+        [o](const std::string& line) {
+          if (!o->quiet && !o->json) std::fprintf(stderr, "%s\n", line.c_str());
+        },
+        gb);
+    const LoadedModel& m = g.model;
+    const torch::Device device = g.device;
+    const auto& seq = g.timesteps;
+    const auto& shape = g.sample_shape;
+    const std::optional<QuantizedSetup>& quant = g.quant;
 
     std::unique_ptr<NoiseSource> noise = make_noise_source(o->noise, static_cast<uint64_t>(o->seed));
     std::string init_sha;
     if (!o->init_noise.empty()) {
       torch::Tensor x_T = to_torch(read_npy_file(o->init_noise));
-      DMEVAL_CHECK(x_T.dim() == 4 && x_T.size(0) == o->n, "{}: initial noise for {} images, --n is {}",
-                   o->init_noise, x_T.dim() == 4 ? x_T.size(0) : 0, o->n);
+      DMEVAL_CHECK(x_T.dim() == 4 && x_T.size(0) == o->samples,
+                   "{}: initial noise for {} images, --samples is {}", o->init_noise,
+                   x_T.dim() == 4 ? x_T.size(0) : 0, o->samples);
       noise = with_initial_noise(std::move(noise), x_T, o->init_noise);
       init_sha = sha256_file(o->init_noise);
     }
-    UNetRunOptions ro;
-    ro.device = device;
-    ro.micro_batch = o->micro_batch;
-    ro.channels_last = o->channels_last;
-    // Quantized sampling: the method's model (a saved calibration is reused when one matches).
-    std::optional<QuantizedSetup> quant;
-    EpsModel eps = make_unet_eps(m.unet, ro);
-    QuantNoiseStd quant_noise;
-    if (o->quant.method != "fp" || !o->quant.calibration.empty() || !o->quant.import_qdiff.empty()) {
-      quant = prepare_quantized(
-          m, o->quant, ro,
-          [o](const std::string& line) {
-            if (!o->quiet && !o->json) std::fprintf(stderr, "%s\n", line.c_str());
-          },
-          &o->sampler);
-      eps = quant->model->eps();
-      quant_noise = quant->model->quant_noise_std();
-    } else {
-      quant_method("fp").check_bits(parse_bits(o->quant.bits));
-    }
-    DiffusionImageProducer producer(eps, schedule, o->sampler, std::move(noise), shape, device,
-                                    !o->raw_out.empty(), quant_noise);
+    std::unique_ptr<DiffusionImageProducer> producer_ptr =
+        g.producer(o->sampler, std::move(noise), !o->raw_out.empty());
+    DiffusionImageProducer& producer = *producer_ptr;
 
     ChunkPlan plan;
-    plan.total = o->n;
+    plan.total = o->samples;
     plan.chunk_size = round_chunk_size(o->chunk, o->batch);
     if (!o->shard.empty()) plan.shard = parse_shard(o->shard);
 
@@ -140,7 +108,7 @@ void add_sample_command(CLI::App& app) {
       id["calibration_settings"] = quant->record.settings;  // the method's decisions and quirk switches
     }
     id["sampler"] = describe(o->sampler);
-    id["n"] = o->n;
+    id["n"] = o->samples;  // the identity's key of earlier versions (resumes keep working)
     id["seed"] = o->seed;
     id["noise"] = producer.noise().describe();
     if (!init_sha.empty()) id["init_noise_sha256"] = init_sha;
@@ -162,22 +130,22 @@ void add_sample_command(CLI::App& app) {
     std::string npz_path;
     if (o->format == "png") {
       owned.push_back(
-          std::make_unique<PngFolderSink>(o->out, PngFolderSink::digits_for(o->n), o->png_compression));
+          std::make_unique<PngFolderSink>(o->out, PngFolderSink::digits_for(o->samples), o->png_compression));
     } else {
-      npz_path = fmt::format("{}/samples_{}x{}x{}x3.npz", o->out, o->n, shape[1], shape[2]);
+      npz_path = fmt::format("{}/samples_{}x{}x{}x3.npz", o->out, o->samples, shape[1], shape[2]);
       owned.push_back(std::make_unique<ChunkedArraySink>(ChunkedArraySink::Kind::kImagesNpz, npz_path,
-                                                         record + "/parts-npz", o->n));
+                                                         record + "/parts-npz", o->samples));
     }
     if (!o->raw_out.empty())
       owned.push_back(std::make_unique<ChunkedArraySink>(ChunkedArraySink::Kind::kRawNpy, o->raw_out,
-                                                         record + "/parts-raw", o->n));
+                                                         record + "/parts-raw", o->samples));
     std::vector<ImageSink*> sinks;
     for (auto& s : owned) sinks.push_back(s.get());
 
     if (!o->quiet && !o->json)
       std::fprintf(stderr, "%s\n%s; %lld images, seed %lld, %s; %s; chunks of %lld%s\n",
-                   dmeval::describe(m.config).c_str(), describe(o->sampler).c_str(),
-                   static_cast<long long>(o->n), static_cast<long long>(o->seed),
+                   m.model->describe_line().c_str(), describe(o->sampler).c_str(),
+                   static_cast<long long>(o->samples), static_cast<long long>(o->seed),
                    producer.noise().describe().c_str(), o->device.c_str(),
                    static_cast<long long>(plan.chunk_size),
                    plan.shard.count > 1 ? (", shard " + plan.shard.str()).c_str() : "");
@@ -210,7 +178,7 @@ void add_sample_command(CLI::App& app) {
                   static_cast<long long>(r.chunks_total), static_cast<long long>(r.chunks_run),
                   static_cast<long long>(r.chunks_skipped), r.images_per_second);
       if (r.complete)
-        std::printf("complete: %lld images%s\n", static_cast<long long>(o->n),
+        std::printf("complete: %lld images%s\n", static_cast<long long>(o->samples),
                     npz_path.empty() ? "" : (" in " + npz_path).c_str());
       else if (r.chunks_done < r.chunks_total && plan.shard.count > 1)
         std::printf(

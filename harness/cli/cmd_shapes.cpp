@@ -29,7 +29,8 @@ void add_shapes_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd =
       app.add_subcommand("shapes", "write the procedural shapes data set (the embedded profile's data)");
-  cmd->add_option("--n", o->n, "number of images")->capture_default_str();
+  cmd->add_option("--samples", o->n, "number of images")->capture_default_str();
+  cmd->add_option("--n", o->n, "same as --samples (the name of earlier versions)")->group("");
   cmd->add_option("--seed", o->seed, "data set seed (image i depends only on seed and i)")
       ->capture_default_str();
   cmd->add_option("--size", o->size, "image side in pixels")->capture_default_str();

@@ -20,6 +20,7 @@
 #include "metrics/lpips.h"
 #include "metrics/matlab_resize.h"
 #include "metrics/paired_folders.h"
+#include "metrics/paired_suite.h"
 #include "metrics/psnr_ssim.h"
 
 #include <CLI/CLI.hpp>
@@ -246,38 +247,11 @@ void add_sr_command(CLI::App& app) {
     }
 
     const PairedConventions conv{o->crop_border, o->y_channel};
-    ojson images = ojson::array();
-    std::vector<double> psnrs, ssims, lps;
-    for (const ImagePair& p : pairing.pairs) {
-      LoadedPair lp2 = load_sr_pair(p, mod);
-      PsnrSsim s = psnr_ssim(planes_from_image(lp2.reference), planes_from_image(lp2.distorted), conv,
-                             p.distorted_path);
-      ojson row = {{"name", p.name},
-                   {"hr", p.reference_path},
-                   {"sr", p.distorted_path},
-                   {"height", lp2.reference.height},
-                   {"width", lp2.reference.width}};
-      row["psnr"] = std::isinf(s.psnr) ? ojson(nullptr) : ojson(s.psnr);
-      if (std::isinf(s.psnr)) row["identical"] = true;
-      row["ssim"] = s.ssim;
-      psnrs.push_back(s.psnr);
-      ssims.push_back(s.ssim);
-      if (lpips) {
-        // in0 = SR, in1 = HR, both uint8/255 RGB (the distance is symmetric anyway).
-        double d = lpips->model
-                       .distance(image_to_unit_chw(lp2.distorted).unsqueeze(0),
-                                 image_to_unit_chw(lp2.reference).unsqueeze(0))
-                       .item<double>();
-        row["lpips"] = d;
-        lps.push_back(d);
-      }
-      images.push_back(row);
-    }
-
-    PsnrMean pm = mean_psnr(psnrs);
-    double ssim_mean = 0, lpips_mean = 0;
-    for (double v : ssims) ssim_mean += v / ssims.size();
-    for (double v : lps) lpips_mean += v / lps.size();
+    PairedScores scores = score_pairs(pairing.pairs, mod, conv, lpips ? &lpips->model : nullptr, device);
+    ojson& images = scores.images;
+    const std::vector<double>&psnrs = scores.psnr, &ssims = scores.ssim, &lps = scores.lpips;
+    const PsnrMean& pm = scores.psnr_mean;
+    const double ssim_mean = scores.ssim_mean, lpips_mean = scores.lpips_mean;
 
     ojson conventions = {
         {"preset", o->preset.empty() ? ojson(nullptr) : ojson(o->preset)},
@@ -301,11 +275,7 @@ void add_sr_command(CLI::App& app) {
         provenance[w == &lpips->backbone ? "lpips_backbone" : "lpips_linear"] = {
             {"path", w->path}, {"sha256", w->sha256}, {"published", !w->known.empty()}};
     }
-    ojson mean = {{"n", pairing.pairs.size()}};
-    mean["psnr"] = pm.finite ? ojson(pm.mean_finite) : ojson(nullptr);
-    mean["psnr_identical_pairs_excluded"] = pm.infinite;
-    mean["ssim"] = ssim_mean;
-    if (lpips) mean["lpips"] = lpips_mean;
+    ojson& mean = scores.mean;
 
     if (rec) {
       std::string dataset = o->dataset;

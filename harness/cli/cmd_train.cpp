@@ -11,9 +11,9 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "generators/ddim/unet_config.h"
 #include "generators/ddpm_training.h"
 #include "generators/shapes_dataset.h"
-#include "generators/unet_config.h"
 #include "harness/cli/commands.h"
 #include "metrics/shapes_net.h"
 

@@ -40,10 +40,21 @@ const std::string& invocation() {
   return invocation_storage();
 }
 
+const OptionTable<DbOptions>& db_record_option_table() {
+  static const OptionTable<DbOptions> table = [] {
+    OptionTable<DbOptions> t;
+    t.add("--db", &DbOptions::db,
+          "record the results in this SQLite file (default with --tag: $DMEVAL_DB or ./dmeval.db)",
+          kSaved | kPath, {}, false);
+    t.add("--tag", &DbOptions::tag, "record the results under this tag (for reports and regressions)", kSaved,
+          {}, false);
+    return t;
+  }();
+  return table;
+}
+
 void add_db_options(CLI::App* cmd, DbOptions& o, bool step_and_bit_labels) {
-  cmd->add_option("--db", o.db,
-                  "record the results in this SQLite file (default with --tag: $DMEVAL_DB or ./dmeval.db)");
-  cmd->add_option("--tag", o.tag, "record the results under this tag (for reports and regressions)");
+  db_record_option_table().bind(cmd, o);
   if (!step_and_bit_labels) return;  // the command knows them itself
   cmd->add_option("--method", o.method,
                   "method label recorded with the results (e.g. tinydm, q-diffusion, fp)");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "db/results.h"
+#include "harness/cli/option_table.h"
 
 namespace dmeval::cli {
 
@@ -24,6 +25,8 @@ struct DbOptions {
   bool wanted() const { return !db.empty() || !tag.empty(); }
 };
 
+// --db and --tag.
+const OptionTable<DbOptions>& db_record_option_table();
 // --db, --tag; and the --method / --bits / --steps labels for commands that score images made elsewhere.
 void add_db_options(CLI::App* cmd, DbOptions& o, bool step_and_bit_labels = true);
 

@@ -7,32 +7,28 @@
 
 #include <string>
 
-#include "generators/ddim_unet.h"
-#include "generators/unet_config.h"
-#include "generators/unet_weights.h"
+#include "generators/ddim/ddim_model.h"
+#include "generators/diffusion_model.h"
+#include "harness/cli/option_table.h"
 
 namespace dmeval::cli {
 
-struct ModelOptions {
-  std::string model = "cifar10";  // preset name or ddim .yml (--model), or --config FILE.yml
-  std::string config;
-  std::string checkpoint;
-  int64_t random_weights = -1;  // seed: PyTorch's default init instead of a checkpoint
-  bool no_ema = false;
-  bool allow_unknown = false;
-};
+// The model options are the generators' ModelSpec (family, preset or config, weights).
+using ModelOptions = ModelSpec;
 
+// --family, --model, --config, --checkpoint, --random-weights, --no-ema, --allow-unknown-weights.
+const OptionTable<ModelOptions>& model_option_table();
 void add_model_options(CLI::App* cmd, ModelOptions& o);
 
+// A loaded model of any family (generators/diffusion_model.h).
 struct LoadedModel {
-  ModelConfig config;
-  DdimUNet unet{nullptr};
-  UNetWeightsInfo weights;  // empty path for random weights
-  int64_t random_seed = -1;
-  nlohmann::ordered_json describe() const;
+  std::shared_ptr<DiffusionModel> model;
+  // The ddim family's model; throws naming `who` and the family when the model is of another.
+  DdimModel& ddim(const std::string& who) const { return ddim_model_of(*model, who); }
+  nlohmann::ordered_json describe() const { return model->describe(); }
   // What determines the model's outputs (architecture, schedule, weights' SHA-256, EMA): no paths.
-  nlohmann::ordered_json identity() const;
-  std::string weights_id() const;  // SHA-256, or "random:<seed>"
+  nlohmann::ordered_json identity() const { return model->identity(); }
+  std::string weights_id() const { return model->weights_id(); }  // SHA-256, or "random:<seed>"
 };
 
 LoadedModel load_model(const ModelOptions& o);

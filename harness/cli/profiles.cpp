@@ -2,99 +2,23 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/known_files.h"
+#include "generators/quant/quant_method.h"
+#include "harness/cli/run_options.h"
 
 namespace dmeval::cli {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-Profile shapes_profile() {
-  Profile p;
-  p.name = "shapes";
-  p.summary =
-      "the embedded default: dmeval's procedural 32x32 shapes, a UNet and a classifier trained by dmeval "
-      "on them (committed in profiles/shapes), reference images generated on the fly; CPU, minutes";
-  p.model = "shapes";
-  p.sampler.skip_type = "quad";
-  p.sampler.steps = 50;
-  // Stochastic DDIM: with eta 0 this small UNet's deterministic trajectories drift into saturated,
-  // noisy images (seen at 7000 steps of training: 50 quad and 200 uniform steps alike), while eta 1
-  // and DDPM give clean ones. The papers' CIFAR-10 setting (eta 0) is the cifar10-ddim profile.
-  p.sampler.eta = 1.0;
-  p.samples = 500;  // the N of the documented sweep (profiles/shapes/README.md), so the quick start is one of
-                    // its cells
-  p.network = "shapes-net";
-  p.ref = "shapes:10000:0";  // the training images' distribution (seed 0), 10,000 of them
-  p.unet = {"UNet weights (EMA)", "profiles/shapes/shapes-unet.safetensors", "", "",
-            "scripts/train-shapes.sh, then copy .train/shapes-unet/ema.safetensors there"};
-  p.network_weights = {"feature network weights (shapes-net)", "profiles/shapes/shapes-net.safetensors", "",
-                       "", "dmeval train-classifier --out profiles/shapes/shapes-net.safetensors"};
-  // A CPU budget, recorded with every calibration: the authors' budgets are GPU jobs (q-diffusion's
-  // 20k + 5k reconstruction iterations per block: ~75 h for the CIFAR-10 UNet on this kind of CPU).
-  // Measured on the shapes UNet, one thread: qdiffusion 492 s, ptqd 270 s, ptq4dm ~110 s, baseline
-  // 45 s, TinyDM ~17 s per round.
-  // TinyDM's selection window starts at 30 % of the trajectory, as 30 of its 100 steps.
-  // PTQ4DM calibrates with the timestep the network really sees at each NDTC sample (as its paper
-  // describes NDTC), not the reference code's loop counter (spec generators §6.2): on this model the
-  // quirk's clipped activations draw larger, high-contrast shapes that score 3 noise widths *better*
-  // than FP (W8A8: FID[shapes-net] 330 ± 51 vs 477 ± 35 at 500 samples), so the profile could not rank
-  // PTQ4DM. `--calib ndtc_true_timestep=false` restores the reference code; tables state the change.
-  p.calib = {
-      {"qdiffusion", {"traj_images=32", "cali_n=32", "iters_w=100", "iters_a=50"}},
-      {"ptq4dm", {"traj_images=64", "ndtc_true_timestep=true"}},
-      {"ptqd", {"traj_images=32", "cali_pairs=256", "iters_w=100", "iters_a=50"}},
-      {"tinydm", {"rounds=16", "calib_batch=4", "window_start=15"}},
-      {"tinydm-b1", {"rounds=16", "window_start=15"}},
-      {"tinydm-attn", {"rounds=16", "calib_batch=4", "window_start=15"}},
-  };
-  p.notes =
-      "Scores are FID/sFID/IS/precision/recall[shapes-net]: comparable with each other, never with "
-      "Inception figures. Calibration budgets are reduced for the CPU (listed above; recorded with each "
-      "calibration).";
-  return p;
-}
-
-Profile cifar10_ddim_profile() {
-  Profile p;
-  p.name = "cifar10-ddim";
-  p.summary =
-      "the papers' setting: ddim CIFAR-10 EMA checkpoint, 100-step quad DDIM (eta 0), 50,000 samples, "
-      "pt_inception weights, CIFAR-10 training-set reference statistics; a GPU job";
-  p.model = "cifar10";
-  p.sampler.skip_type = "quad";
-  p.sampler.steps = 100;
-  p.sampler.eta = 0.0;
-  p.samples = 50000;
-  p.batch = 256;
-  p.chunk = 1024;
-  p.network = "inception";
-  p.inception_mode = "pytorch-fid";
-  p.ref = "~/.cache/dmeval/reference/cifar10-train-pytorch-fid.npz";
-  p.unet = {"UNet weights (ddim/pytorch_diffusion CIFAR-10 EMA)",
-            "~/.cache/diffusion_models_converted/ema_diffusion_cifar10_model/model-790000.ckpt",
-            "model-790000.ckpt", "EMA",
-            "download it (ddim's scripts put it at this path), or pass --checkpoint FILE"};
-  p.network_weights = {"FID Inception weights",
-                       "${DMEVAL_WEIGHTS:-~/.cache/torch/hub/checkpoints/"
-                       "pt_inception-2015-12-05-6726825d.pth}",
-                       "pt_inception-2015-12-05-6726825d.pth", "",
-                       "download it, or pass --network-weights FILE"};
-  p.reference = {"CIFAR-10 training-set reference (statistics and pool3 features, pytorch-fid mode)", p.ref,
-                 "cifar-10-python.tar.gz", "",
-                 "unpack the CIFAR-10 python archive, then once: dmeval stats cifar-10-batches-py --sfid "
-                 "--features --mode pytorch-fid -o " +
-                     p.ref};
-  p.notes =
-      "Calibrations use the authors' budgets (GPU hours). --compat adm switches to ADM's preprocessing and "
-      "IS splits (a reference made with --mode tf is then needed).";
-  return p;
-}
 
 // ${VAR:-default} (one level), $VAR and a leading ~.
 std::string expand(const std::string& s) {
@@ -128,22 +52,200 @@ std::string expand(const std::string& s) {
   return out;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  DMEVAL_CHECK(in.good(), "{}: cannot read", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const nlohmann::ordered_json& member(const nlohmann::ordered_json& j, const std::string& file,
+                                     const std::string& key, nlohmann::json::value_t type, const char* what) {
+  const nlohmann::ordered_json& v = j.at(key);
+  const bool ok = type == nlohmann::json::value_t::string   ? v.is_string()
+                  : type == nlohmann::json::value_t::object ? v.is_object()
+                                                            : v.is_array();
+  DMEVAL_CHECK(ok, "{}: key '{}' must be {}, not {}", file, key, what, v.dump());
+  return v;
+}
+
+std::string default_profile_name() {
+  return "shapes";
+}
+
+std::vector<std::pair<std::string, bool>> profile_roots() {  // (folder, embedded)
+  std::vector<std::pair<std::string, bool>> roots;
+  if (const char* env = std::getenv("DMEVAL_PROFILES_DIR"); env && *env) roots.emplace_back(env, false);
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
+    roots.emplace_back(std::string(xdg) + "/dmeval/profiles", false);
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    roots.emplace_back(std::string(home) + "/.config/dmeval/profiles", false);
+  roots.emplace_back(std::string(DMEVAL_REPO_ROOT) + "/profiles", true);
+  return roots;
+}
+
+// Where an embedded profile's files are: $DMEVAL_PROFILES_DIR/<name> when set (it replaces the
+// repository's profiles/ folder), else next to its profile.json.
+std::string files_root_for(const std::string& name, bool embedded) {
+  const char* env = std::getenv("DMEVAL_PROFILES_DIR");
+  if (embedded && env && *env) return std::string(env) + "/" + name;
+  return "";
+}
+
 }  // namespace
 
-const std::vector<Profile>& profiles() {
-  static const std::vector<Profile> kProfiles = {shapes_profile(), cifar10_ddim_profile()};
-  return kProfiles;
+std::string Profile::option_text(const std::string& key) const {
+  if (!options.contains(key)) return "";
+  const auto& v = options.at(key);
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+Profile read_profile(const std::string& file, const std::string& files_root_in) {
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(read_text(file));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON ({})", file, e.what());
+  }
+  DMEVAL_CHECK(j.is_object(), "{}: a profile is a JSON object", file);
+  static const std::vector<std::string> kKeys = {"name", "summary", "notes", "options",
+                                                 "why",  "files",   "calib"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    DMEVAL_CHECK(std::find(kKeys.begin(), kKeys.end(), it.key()) != kKeys.end(),
+                 "{}: unknown key '{}' (a profile has: {})", file, it.key(), fmt::join(kKeys, ", "));
+  for (const char* k : {"name", "summary", "options"})
+    DMEVAL_CHECK(j.contains(k), "{}: key '{}' is missing", file, k);
+  using VT = nlohmann::json::value_t;
+  Profile p;
+  p.file = file;
+  p.name = member(j, file, "name", VT::string, "a string").get<std::string>();
+  p.summary = member(j, file, "summary", VT::string, "a string").get<std::string>();
+  if (j.contains("notes")) p.notes = member(j, file, "notes", VT::string, "a string").get<std::string>();
+  const std::string folder = fs::path(file).parent_path().string();
+  const std::string folder_name = fs::path(file).parent_path().filename().string();
+  DMEVAL_CHECK(fs::path(file).filename() != "profile.json" || folder_name == p.name,
+               "{}: key 'name' is '{}' but the profile's folder is '{}'", file, p.name, folder_name);
+  const std::string root = files_root_in.empty() ? folder : files_root_in;
+  auto resolve = [&](const std::string& value) {
+    const std::string e = expand(value);
+    return e.empty() || fs::path(e).is_absolute() ? e : (fs::path(root) / e).lexically_normal().string();
+  };
+
+  // Options: every key and type checked against `dmeval run`'s table.
+  p.options = member(j, file, "options", VT::object, "an object of options").get<nlohmann::ordered_json>();
+  {
+    RunCellOptions scratch;
+    run_option_table().from_json(p.options, scratch, file + ": \"options\"", kProfile);
+  }
+  if (j.contains("why"))
+    for (const auto& [k, v] : member(j, file, "why", VT::object, "an object").items()) {
+      DMEVAL_CHECK(v.is_string(), "{}: key 'why.{}' must be a string", file, k);
+      DMEVAL_CHECK(run_option_table().find(k) || k == "calib" || k.rfind("calib.", 0) == 0,
+                   "{}: key 'why.{}' explains no option (an option key, calib or calib.METHOD)", file, k);
+      p.why[k] = v.get<std::string>();
+    }
+  if (j.contains("files"))
+    for (const auto& [k, v] : member(j, file, "files", VT::object, "an object").items()) {
+      DMEVAL_CHECK(p.options.contains(k) && p.options[k].is_string(),
+                   "{}: key 'files.{}' describes a file the profile's options do not name", file, k);
+      DMEVAL_CHECK(v.is_object(), "{}: key 'files.{}' must be an object", file, k);
+      ProfileFile f;
+      for (const auto& [fk, fv] : v.items()) {
+        DMEVAL_CHECK(fv.is_string(), "{}: key 'files.{}.{}' must be a string", file, k, fk);
+        if (fk == "role")
+          f.role = fv;
+        else if (fk == "how")
+          f.how = fv;
+        else if (fk == "known_name")
+          f.known_name = fv;
+        else if (fk == "known_variant")
+          f.known_variant = fv;
+        else
+          fail("{}: unknown key 'files.{}.{}' (role, how, known_name, known_variant)", file, k, fk);
+      }
+      DMEVAL_CHECK(!f.role.empty() && !f.how.empty(), "{}: key 'files.{}' needs a role and a how", file, k);
+      f.path = resolve(p.options[k].get<std::string>());
+      p.files[k] = f;
+    }
+  // Relative paths of file options point into the profile's folder (references given as specs such
+  // as shapes:N:SEED are not paths).
+  for (const auto& e : run_option_table().entries()) {
+    if (!(e.traits & kPath) || !p.options.contains(e.key)) continue;
+    const std::string v = p.options[e.key].get<std::string>();
+    if (p.files.count(e.key))
+      p.options[e.key] = p.files[e.key].path;
+    else if (!v.empty() && v.find(':') == std::string::npos)
+      p.options[e.key] = resolve(v);
+  }
+  const std::vector<std::string> methods = quant_method_names();
+  if (j.contains("calib"))
+    for (const auto& [method, kvs] : member(j, file, "calib", VT::object, "an object").items()) {
+      DMEVAL_CHECK(std::find(methods.begin(), methods.end(), method) != methods.end(),
+                   "{}: key 'calib.{}': no such method ({})", file, method, fmt::join(methods, ", "));
+      DMEVAL_CHECK(kvs.is_array(), "{}: key 'calib.{}' must be a list of \"key=value\" strings", file,
+                   method);
+      std::vector<std::string> list;
+      for (const auto& kv : kvs) {
+        DMEVAL_CHECK(kv.is_string(), "{}: key 'calib.{}' must be a list of \"key=value\" strings", file,
+                     method);
+        list.push_back(kv.get<std::string>());
+      }
+      try {
+        merge_settings(quant_method(method), list);  // unknown settings and bad values name the method's keys
+      } catch (const Error& e) {
+        fail("{}: key 'calib.{}': {}", file, method, e.what());
+      }
+      p.calib[method] = list;
+    }
+  return p;
+}
+
+std::vector<ProfileEntry> find_profiles() {
+  std::vector<ProfileEntry> out;
+  std::set<std::string> seen;
+  for (const auto& [root, embedded] : profile_roots()) {
+    std::error_code ec;
+    if (!fs::is_directory(root, ec)) continue;
+    std::vector<fs::path> dirs;
+    for (const auto& d : fs::directory_iterator(root, ec))
+      if (fs::exists(d.path() / "profile.json")) dirs.push_back(d.path());
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto& d : dirs) {
+      ProfileEntry e;
+      e.name = d.filename().string();
+      e.file = (d / "profile.json").string();
+      if (!seen.insert(e.name).second) continue;  // an earlier root's profile of that name wins
+      try {
+        e.profile = read_profile(e.file, files_root_for(e.name, embedded));
+      } catch (const Error& err) {
+        e.error = err.what();
+      }
+      out.push_back(std::move(e));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const ProfileEntry& a, const ProfileEntry& b) {
+    return (a.name == default_profile_name()) > (b.name == default_profile_name());
+  });
+  return out;
 }
 
 std::vector<std::string> profile_names() {
   std::vector<std::string> n;
-  for (const auto& p : profiles()) n.push_back(p.name);
+  for (const auto& e : find_profiles()) n.push_back(e.name);
   return n;
 }
 
-const Profile& find_profile(const std::string& name) {
-  for (const auto& p : profiles())
-    if (p.name == name) return p;
+Profile find_profile(const std::string& name) {
+  if (name.find('/') != std::string::npos || (name.size() > 5 && name.substr(name.size() - 5) == ".json")) {
+    DMEVAL_CHECK(fs::is_regular_file(name), "--profile {}: no such file", name);
+    return read_profile(name);
+  }
+  for (auto& e : find_profiles())
+    if (e.name == name) {
+      if (!e.error.empty()) throw Error(e.error);
+      return e.profile;
+    }
   fail("unknown profile '{}' (profiles: {})", name, fmt::join(profile_names(), ", "));
 }
 

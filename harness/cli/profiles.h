@@ -1,48 +1,65 @@
-// Named evaluation setups for `dmeval run` and `dmeval sweep` (a table by name, as the SR presets):
-// the UNet and its weights, the sampler, the sample count, the feature network and its weights, the
-// reference, and the calibration budget per method. A profile fills every option the command line
-// leaves unset; what it needs and cannot find is listed with hashes, URLs and how to make it.
+// Named evaluation setups for `dmeval run` and `dmeval sweep` (a table by name), as data files: a
+// profile is a folder holding `profile.json` (and usually the files it names). Adding one needs no
+// rebuild. Profiles are found, first name wins, in
+//   $DMEVAL_PROFILES_DIR/<name>/profile.json
+//   $XDG_CONFIG_HOME/dmeval/profiles/<name>/profile.json (~/.config/dmeval/profiles without it)
+//   <the repository dmeval was built from>/profiles/<name>/profile.json  (the embedded ones)
+// or given as a path (`--profile my/profile.json`).
 //
-//   shapes        the embedded default: everything is in the repository or made by dmeval
-//   cifar10-ddim  the papers' setting: ddim CIFAR-10 EMA checkpoint, 100-step quad DDIM, 50,000
-//                 samples, pt_inception weights, CIFAR-10 training-set reference statistics
+// profile.json (every key checked: an unknown key or a value of the wrong type is refused naming the
+// file and the key):
+//   "name", "summary", "notes"      strings; name = the folder's name
+//   "options"   {key: value}        any option of `dmeval run` a profile may set (run_option_table,
+//                                   e.g. "model", "checkpoint", "steps", "eta", "samples", "ref");
+//                                   relative file paths are relative to the profile's folder
+//   "why"       {key: text}         why a value departs from the reference setting (printed with it)
+//   "files"     {key: {"role", "how", "known_name", "known_variant"}}   the files the options name:
+//                                   what they are and how to get or make them (checksums and URLs
+//                                   from core/known_files)
+//   "calib"     {method: ["key=value", ...]}   the calibration budget per method (--calib wins)
+// The embedded profiles' files are looked up in $DMEVAL_PROFILES_DIR/<name>/ when it is set.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <string>
 #include <vector>
-
-#include "generators/samplers.h"
 
 namespace dmeval::cli {
 
 // A file a profile needs: where dmeval looks for it, what it is, and how to get or make it.
 struct ProfileFile {
   std::string role;           // "UNet weights", "feature network weights", "reference statistics"
-  std::string path;           // where dmeval looks ($VARS and ~ expanded by profile_path)
+  std::string path;           // where dmeval looks (resolved)
   std::string known_name;     // its entry in core/known_files (checksums, URL); "" for files dmeval makes
   std::string known_variant;  // text in that entry's description when several share the name ("EMA")
   std::string how;            // how to get or make it
 };
 
 struct Profile {
-  std::string name, summary;
-  std::string model;  // UNet preset
-  SamplerSpec sampler;
-  int64_t samples = 1000, batch = 64, chunk = 256;
-  std::string network;         // shapes-net | inception
-  std::string inception_mode;  // preprocessing for the Inception network
-  std::string ref;             // reference images or statistics (run's --ref)
-  // The files the profile reads, in this order: UNet weights, feature network weights, reference
-  // (the reference entry only when it is a file).
-  ProfileFile unet, network_weights, reference;
-  // key=value calibration settings per method (the budget this profile affords); --calib wins.
-  std::map<std::string, std::vector<std::string>> calib;
-  std::string notes;  // printed by `dmeval run --list-profiles`
+  std::string name, summary, notes;
+  std::string file;                                       // the profile.json it was read from
+  nlohmann::ordered_json options;                         // checked against run_option_table; paths resolved
+  std::map<std::string, std::string> why;                 // option key -> why
+  std::map<std::string, ProfileFile> files;               // option key -> the file that option names
+  std::map<std::string, std::vector<std::string>> calib;  // method -> key=value settings
+  // The value of option `key` as a string ("" when the profile does not set it).
+  std::string option_text(const std::string& key) const;
 };
 
-const std::vector<Profile>& profiles();
-const Profile& find_profile(const std::string& name);  // throws listing the profiles
+// Reads and checks one profile file; `files_root` is where its relative paths point ("" = its folder).
+Profile read_profile(const std::string& file, const std::string& files_root = "");
+
+// A profile found on the search path, or the error that refused its file.
+struct ProfileEntry {
+  std::string name, file, error;
+  Profile profile;  // valid when error is empty
+};
+// Every profile on the search path: the default (shapes) first, then by name.
+std::vector<ProfileEntry> find_profiles();
+// By name or path; throws listing the profiles, or the file's error.
+Profile find_profile(const std::string& name_or_path);
 std::vector<std::string> profile_names();
 
 // `path` with a leading ~ and $VARS expanded; "profiles/..." falls back to $DMEVAL_PROFILES_DIR and

@@ -16,28 +16,38 @@
 
 namespace dmeval::cli {
 
+const OptionTable<QuantOptions>& quant_option_table() {
+  static const OptionTable<QuantOptions> table = [] {
+    std::string names;
+    for (const auto& n : quant_method_names()) names += (names.empty() ? "" : ", ") + n;
+    // A profile states per-method calibration budgets ("calib"), not a method or a calibration.
+    OptionTable<QuantOptions> t;
+    t.add("--method", &QuantOptions::method,
+          "quantization method: " + names +
+              " (tinydm-attn is dmeval's own construction, not a published method; "
+              "--list-settings describes each)",
+          kSaved);
+    t.add("--bits", &QuantOptions::bits, "weight/activation bits W/A (e.g. 4/8; 32 = float)", kSaved);
+    t.add("--calib", &QuantOptions::calib,
+          "override a calibration setting of the method, key=value (repeatable; `dmeval quantize --method M "
+          "--list-settings` shows them)",
+          kSaved, {}, false);
+    t.add("--calibration", &QuantOptions::calibration,
+          "use this calibration file (written by dmeval quantize)", kSaved | kPath, {}, false);
+    t.add("--import-qdiff", &QuantOptions::import_qdiff,
+          "import q-diffusion's calibrated ckpt.pth (method qdiffusion; --bits and --calib must match how "
+          "it was calibrated)",
+          kSaved | kPath, {}, false);
+    t.add("--recalibrate", &QuantOptions::recalibrate,
+          "calibrate again even if the store holds a matching calibration", kSaved);
+    t.add("--no-store", &QuantOptions::no_store, "do not save a new calibration in the store", kSaved);
+    return t;
+  }();
+  return table;
+}
+
 void add_quant_options(CLI::App* cmd, QuantOptions& o) {
-  std::string names;
-  for (const auto& n : quant_method_names()) names += (names.empty() ? "" : ", ") + n;
-  cmd->add_option("--method", o.method,
-                  "quantization method: " + names +
-                      " (tinydm-attn is dmeval's own construction, not a published method; "
-                      "--list-settings describes each)")
-      ->capture_default_str();
-  cmd->add_option("--bits", o.bits, "weight/activation bits W/A (e.g. 4/8; 32 = float)")
-      ->capture_default_str();
-  cmd->add_option(
-      "--calib", o.calib,
-      "override a calibration setting of the method, key=value (repeatable; `dmeval quantize --method M "
-      "--list-settings` shows them)");
-  cmd->add_option("--calibration", o.calibration, "use this calibration file (written by dmeval quantize)");
-  cmd->add_option(
-      "--import-qdiff", o.import_qdiff,
-      "import q-diffusion's calibrated ckpt.pth (method qdiffusion; --bits and --calib must match how "
-      "it was calibrated)");
-  cmd->add_flag("--recalibrate", o.recalibrate,
-                "calibrate again even if the store holds a matching calibration");
-  cmd->add_flag("--no-store", o.no_store, "do not save a new calibration in the store");
+  quant_option_table().bind(cmd, o);
 }
 
 nlohmann::ordered_json QuantizedSetup::describe() const {
@@ -95,15 +105,18 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
   out.record.dmeval_version = fmt::format("{} {}", build_version(), build_git_revision());
   out.record.created = db::utc_now();
 
+  // The methods work on the ddim family's network today (a clear error for another family).
+  DdimModel& ddim = m.ddim("method " + method.name());
   QuantContext ctx;
-  ctx.unet = m.unet;
-  ctx.config = m.config;
-  ctx.schedule = make_schedule(m.config.diffusion);
+  ctx.model = m.model;
+  ctx.unet = ddim.unet();
+  ctx.config = ddim.config();
+  ctx.schedule = make_schedule(ddim.config().diffusion);
   ctx.model_id = m.weights_id();
   ctx.bits = out.record.bits;
   ctx.run = run;
   ctx.log = log;
-  m.unet->to(run.device);
+  ddim.unet()->to(run.device);
 
   if (!o.import_qdiff.empty()) {
     DMEVAL_CHECK(method.name() == "qdiffusion", "--import-qdiff needs --method qdiffusion");
@@ -122,10 +135,10 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
       if (k.rfind("model.", 0) == 0 && k.find("_quantizer") != std::string::npos)
         quantizers[k.substr(6)] = v;
       else if (k.rfind("model.", 0) == 0) {
-        auto params = m.unet->named_parameters(true);
+        auto params = ddim.unet()->named_parameters(true);
         const std::string pk = k.substr(6);
         DMEVAL_CHECK(params.contains(pk), "{}: '{}' is not a parameter of {}", o.import_qdiff, k,
-                     dmeval::describe(m.config));
+                     m.model->describe_line());
         DMEVAL_CHECK(params[pk].sizes() == v.sizes(), "{}: '{}' has another shape than the model's",
                      o.import_qdiff, k);
         DMEVAL_CHECK(torch::equal(params[pk].to(torch::kCPU), v.to(torch::kFloat32)),
@@ -167,6 +180,11 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
   }
   const auto t0 = std::chrono::steady_clock::now();
   out.model = method.calibrate(ctx);
+  if (method.has_fit()) {  // training methods: resumable state next to the store entry
+    const std::string state_dir = store + ".fit";
+    log(fmt::format("fitting {} (state in {})", method.name(), state_dir));
+    method.fit(ctx, *out.model, state_dir);
+  }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.record.report = out.model->report();
   out.record.report["seconds"] = out.seconds;

@@ -26,6 +26,8 @@ struct QuantOptions {
   bool no_store = false;           // do not save a new calibration in the store
 };
 
+// --method, --bits, --calib, --calibration, --import-qdiff, --recalibrate, --no-store.
+const OptionTable<QuantOptions>& quant_option_table();
 void add_quant_options(CLI::App* cmd, QuantOptions& o);
 
 struct QuantizedSetup {

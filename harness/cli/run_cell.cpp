@@ -25,13 +25,16 @@
 #include "generators/unet_runner.h"
 #include "harness/cli/inception_cli.h"
 #include "harness/cli/profiles.h"
+#include "harness/cli/scoring_cli.h"
 #include "harness/sampling/chunk_runner.h"
 #include "harness/sampling/timing.h"
 #include "metrics/bootstrap.h"
 #include "metrics/chunked_features.h"
+#include "metrics/fid_suite.h"
 #include "metrics/frechet.h"
 #include "metrics/image_source.h"
 #include "metrics/inception_score.h"
+#include "metrics/metric_suite.h"
 #include "metrics/precision_recall.h"
 #include "metrics/reference_stats.h"
 #include "metrics/shapes_features.h"
@@ -66,109 +69,15 @@ void write_json(const std::string& path, const json& j) {
   f.commit();
 }
 
-json options_to_json(const RunCellOptions& o) {
-  json j;
-  j["profile"] = o.profile;
-  j["model"] = {{"model", o.model.model},           {"config", o.model.config},
-                {"checkpoint", o.model.checkpoint}, {"random_weights", o.model.random_weights},
-                {"no_ema", o.model.no_ema},         {"allow_unknown", o.model.allow_unknown}};
-  j["quant"] = {{"method", o.quant.method},
-                {"bits", o.quant.bits},
-                {"calib", o.quant.calib},
-                {"calibration", o.quant.calibration},
-                {"import_qdiff", o.quant.import_qdiff},
-                {"recalibrate", o.quant.recalibrate},
-                {"no_store", o.quant.no_store}};
-  j["db"] = {{"db", o.db.db}, {"tag", o.db.tag}};
-  j["sampler"] = {{"sampler", o.sampler.sampler},
-                  {"skip_type", o.sampler.skip_type},
-                  {"steps", o.sampler.steps},
-                  {"eta", o.sampler.eta}};
-  j["ref"] = o.ref;
-  j["out"] = o.out;
-  j["save_samples"] = o.save_samples;
-  j["network"] = o.network;
-  j["network_weights"] = o.network_weights;
-  j["compat"] = o.compat;
-  j["device"] = o.device;
-  for (auto [k, v] : {std::pair{"samples", o.samples},
-                      {"batch", o.batch},
-                      {"micro_batch", o.micro_batch},
-                      {"chunk", o.chunk},
-                      {"seed", o.seed},
-                      {"latency_repeats", o.latency_repeats},
-                      {"e2e_repeats", o.e2e_repeats},
-                      {"bootstrap", o.bootstrap},
-                      {"feature_batch", o.feature_batch}})
-    j[k] = v;
-  j["no_db"] = o.no_db;
-  return j;
-}
-
-RunCellOptions options_from_json(const json& j, const std::string& where) {
-  RunCellOptions o;
-  try {
-    o.profile = j.at("profile");
-    const auto& m = j.at("model");
-    o.model.model = m.at("model");
-    o.model.config = m.at("config");
-    o.model.checkpoint = m.at("checkpoint");
-    o.model.random_weights = m.at("random_weights");
-    o.model.no_ema = m.at("no_ema");
-    o.model.allow_unknown = m.at("allow_unknown");
-    const auto& q = j.at("quant");
-    o.quant.method = q.at("method");
-    o.quant.bits = q.at("bits");
-    o.quant.calib = q.at("calib").get<std::vector<std::string>>();
-    o.quant.calibration = q.at("calibration");
-    o.quant.import_qdiff = q.at("import_qdiff");
-    o.quant.recalibrate = q.at("recalibrate");
-    o.quant.no_store = q.at("no_store");
-    o.db.db = j.at("db").at("db");
-    o.db.tag = j.at("db").at("tag");
-    const auto& s = j.at("sampler");
-    o.sampler.sampler = s.at("sampler");
-    o.sampler.skip_type = s.at("skip_type");
-    o.sampler.steps = s.at("steps");
-    o.sampler.eta = s.at("eta");
-    o.ref = j.at("ref");
-    o.out = j.at("out");
-    o.save_samples = j.at("save_samples");
-    o.network = j.at("network");
-    o.network_weights = j.at("network_weights");
-    o.compat = j.at("compat");
-    o.device = j.at("device");
-    o.samples = j.at("samples");
-    o.batch = j.at("batch");
-    o.micro_batch = j.at("micro_batch");
-    o.chunk = j.at("chunk");
-    o.seed = j.at("seed");
-    o.latency_repeats = j.at("latency_repeats");
-    o.e2e_repeats = j.at("e2e_repeats");
-    o.bootstrap = j.at("bootstrap");
-    o.feature_batch = j.at("feature_batch");
-    o.no_db = j.at("no_db");
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not a dmeval run's options ({})", where, e.what());
-  }
-  return o;
-}
-
-// The scoring network the options name, loaded.
+// The scoring network the options name, loaded (harness/cli/scoring_cli: the registry).
 ScoringNetwork load_scoring_network(const RunCellOptions& o) {
-  const std::string weights = profile_path(o.network_weights);
-  if (o.network == "shapes-net") {
-    DMEVAL_CHECK(fs::exists(weights), "feature network weights {}: no such file", weights);
-    return shapes_scoring_network(weights, o.feature_batch > 0 ? o.feature_batch : 64);
-  }
-  DMEVAL_CHECK(o.network == "inception", "--network '{}' must be shapes-net or inception", o.network);
-  InceptionOptions io;
-  io.weights = weights;
-  io.mode = o.compat == "adm" ? "tf" : "pytorch-fid";
-  io.allow_unknown_weights = o.model.allow_unknown;
-  InceptionSetup s = load_inception(io);
-  return inception_scoring_network(s.net, s.mode, io.mode, s.weights_sha256,
-                                   o.feature_batch > 0 ? o.feature_batch : 50, parse_device(o.device));
+  ScoringNetworkRequest r;
+  r.weights = profile_path(o.network_weights);
+  r.compat = o.compat;
+  r.feature_batch = o.feature_batch;
+  r.device = parse_device(o.device);
+  r.allow_unknown_weights = o.model.allow_unknown;
+  return scoring_network_kind(o.network).load(r);
 }
 
 // The reference the run scores against: a statistics file as given, or statistics computed from
@@ -266,12 +175,8 @@ PreparedReference prepare_reference(const std::string& spec, const ScoringNetwor
   return r;
 }
 
-std::string bits_folder(const BitWidths& b) {
-  return fmt::format("W{}A{}", b.weight, b.act);
-}
-
 // The method's calibration settings: the profile's budget for it, then --calib (which wins).
-std::vector<std::string> merged_calib(const Profile* p, const std::string& method,
+std::vector<std::string> merged_calib(const std::optional<Profile>& p, const std::string& method,
                                       const std::vector<std::string>& given) {
   std::vector<std::string> out;
   std::set<std::string> given_keys;
@@ -332,125 +237,16 @@ json measure_latency(QuantizedModel& model, const DiffusionSchedule& schedule,
 
 }  // namespace
 
-void add_run_cell_options(CLI::App* cmd, RunCellOptions& o) {
-  cmd->add_option(
-      "--profile", o.profile, "named setup filling every option not given: " + [] {
-        std::string s;
-        for (const auto& p : profiles()) s += (s.empty() ? "" : ", ") + p.name;
-        return s;
-      }() + " (default: shapes when no --model/--config is given)");
-  add_model_options(cmd, o.model);
-  add_quant_options(cmd, o.quant);
-  add_db_options(cmd, o.db, /*step_and_bit_labels=*/false);
-  cmd->add_flag("--no-db", o.no_db, "do not record the result in the database");
-  cmd->add_option("--skip-type", o.sampler.skip_type, "timestep sequence: uniform or quad")
-      ->check(CLI::IsMember({"uniform", "quad"}));
-  cmd->add_option("--steps", o.sampler.steps, "DDIM steps");
-  cmd->add_option("--eta", o.sampler.eta, "DDIM eta");
-  cmd->add_option("--samples", o.samples, "number of generated images (exactly this many)");
-  cmd->add_option("--seed", o.seed, "noise seed (per-image noise)")->capture_default_str();
-  cmd->add_option("--batch", o.batch, "images sampled together");
-  cmd->add_option("--micro-batch", o.micro_batch, "images per network evaluation (recorded)")
-      ->capture_default_str();
-  cmd->add_option("--chunk", o.chunk, "images per resumable chunk");
-  cmd->add_option("--ref", o.ref,
-                  "reference: shapes:N[:SEED], an image folder, an .npz image batch, CIFAR-10 batches, or a "
-                  "statistics .npz (dmeval stats --sfid --features)");
-  cmd->add_option("--network", o.network, "feature network: shapes-net or inception")
-      ->check(CLI::IsMember({"shapes-net", "inception"}));
-  cmd->add_option("--network-weights", o.network_weights, "feature network weights");
-  cmd->add_option("--feature-batch", o.feature_batch,
-                  "images per feature-network pass, fixed (recorded); default 64 for shapes-net, 50 for "
-                  "Inception");
-  cmd->add_option("--compat", o.compat,
-                  "Inception scoring conventions: pytorch-fid (its preprocessing, torch-fidelity IS splits) "
-                  "or adm (TF1 resize as ADM/torch-fidelity, ADM's IS splits)")
-      ->check(CLI::IsMember({"pytorch-fid", "adm"}))
-      ->capture_default_str();
-  cmd->add_option("--device", o.device, "cpu or cuda[:N] (sampling and the feature network)")
-      ->capture_default_str();
-  cmd->add_option("--out", o.out,
-                  "run folder (features per chunk, the run record; resumable). Default: "
-                  "runs/<profile or model>/<method>-W<w>A<a>-<steps>steps-n<N>");
-  cmd->add_option("--save-samples", o.save_samples, "also write the samples as PNGs into this folder");
-  cmd->add_option("--shard", o.shard, "run only shard K of N (scores once every shard is done)");
-  cmd->add_option("--max-chunks", o.max_chunks, "stop after this many chunks (the rest on a later run)");
-  cmd->add_option("--latency-repeats", o.latency_repeats,
-                  "UNet step timings at batch 1 and --batch after one warm-up (0 = no latency)")
-      ->capture_default_str();
-  cmd->add_option("--e2e-repeats", o.e2e_repeats,
-                  "whole-sampling timings (per image) at batch 1 and --batch (0 = none)")
-      ->capture_default_str();
-  cmd->add_option(
-         "--bootstrap", o.bootstrap,
-         "resamples of the generated features for the FID and IS noise (regression reports; 0 = none)")
-      ->capture_default_str();
-  cmd->add_flag("--json", o.json, "print the result as JSON");
-  cmd->add_flag("--quiet", o.quiet, "no progress output");
-}
-
-std::string cell_name(const RunCellOptions& o) {
-  const BitWidths b = parse_bits(o.quant.bits);
-  std::string s =
-      fmt::format("{}-{}-{}steps-n{}", o.quant.method, bits_folder(b), o.sampler.steps, o.samples);
-  if (o.seed != 0) s += fmt::format("-seed{}", o.seed);
-  return s;
-}
-
-void resolve_run_options(const CLI::App& cmd, RunCellOptions& o) {
-  auto given = [&cmd](const char* name) { return cmd.count(name) > 0; };
-  const bool model_given = given("--model") || given("--config");
-  if (o.profile.empty() && !model_given) o.profile = "shapes";
-  if (!o.profile.empty()) {
-    const Profile& p = find_profile(o.profile);
-    if (!model_given) o.model.model = p.model;
-    if (!given("--checkpoint") && !given("--random-weights")) o.model.checkpoint = p.unet.path;
-    if (!given("--skip-type")) o.sampler.skip_type = p.sampler.skip_type;
-    if (!given("--steps")) o.sampler.steps = p.sampler.steps;
-    if (!given("--eta")) o.sampler.eta = p.sampler.eta;
-    if (!given("--samples")) o.samples = p.samples;
-    if (!given("--batch")) o.batch = p.batch;
-    if (!given("--chunk")) o.chunk = p.chunk;
-    if (!given("--network")) o.network = p.network;
-    if (!given("--network-weights")) o.network_weights = p.network_weights.path;
-    if (!given("--ref")) o.ref = p.ref;
-    std::vector<const ProfileFile*> needed;
-    if (o.model.checkpoint == p.unet.path) needed.push_back(&p.unet);
-    if (o.network_weights == p.network_weights.path) needed.push_back(&p.network_weights);
-    if (o.ref == p.ref && !p.reference.path.empty()) needed.push_back(&p.reference);
-    require_profile_files(p, needed);
-    o.model.checkpoint = o.model.checkpoint.empty() ? "" : profile_path(o.model.checkpoint);
-    o.network_weights = profile_path(o.network_weights);
-    if (!is_shapes_spec(o.ref)) o.ref = profile_path(o.ref);
-  } else {
-    if (o.ref.empty())
-      fail("--ref is required with --model (or use --profile: {})", fmt::join(profile_names(), ", "));
-    if (o.network_weights.empty()) {
-      DMEVAL_CHECK(o.network == "shapes-net", "--network-weights is required with --network {}", o.network);
-      o.network_weights = profile_path("profiles/shapes/shapes-net.safetensors");
-    }
-  }
-}
-
-std::string default_run_root(const RunCellOptions& o) {
-  return fmt::format("runs/{}", o.profile.empty() ? fs::path(o.model.model).stem().string() : o.profile);
-}
-
-RunCellOptions read_run_options(const std::string& dir) {
-  const std::string path = dir + "/options.json";
-  DMEVAL_CHECK(fs::exists(path), "{}: not a dmeval run folder (no options.json)", dir);
-  return options_from_json(read_json(path), path);
-}
-
 std::optional<json> run_cell(const RunCellOptions& options) {
   RunCellOptions o = options;
   if (!o.profile.empty())
-    o.quant.calib = merged_calib(&find_profile(o.profile), o.quant.method, o.quant.calib);
+    o.quant.calib = merged_calib(find_profile(o.profile), o.quant.method, o.quant.calib);
   DMEVAL_CHECK(o.samples >= 2, "--samples {} must be at least 2", o.samples);
   DMEVAL_CHECK(!o.out.empty(), "no run folder (--out)");
   validate(o.sampler);
   // Unknown methods (listing the valid ones) and unsupported bits fail before any work.
   quant_method(o.quant.method).check_bits(parse_bits(o.quant.bits));
+  DMEVAL_CHECK(o.batch >= 1 && o.micro_batch >= 1, "--batch and --micro-batch must be at least 1");
   auto log = [&o](const std::string& line) {
     if (!o.quiet) std::fprintf(stderr, "%s\n", line.c_str());
   };
@@ -464,24 +260,17 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   const std::string cache_dir = fs::path(fs::absolute(o.out)).parent_path().string();
   PreparedReference ref = prepare_reference(o.ref, net, cache_dir, o.quiet);
 
-  LoadedModel m = load_model(o.model);
-  DiffusionSchedule schedule = make_schedule(m.config.diffusion);
-  const auto seq = timestep_sequence(o.sampler.skip_type, o.sampler.steps, schedule.num_timesteps);
-  UNetRunOptions ro;
-  ro.micro_batch = o.micro_batch;
-  ro.device = device;
-  m.unet->to(device);
-  DdimUNet fp = copy_unet(m.unet);
-  QuantizedSetup q = prepare_quantized(m, o.quant, ro, log, &o.sampler);
-  const double size_mb =
-      model_size_bytes(*fp, [&](const LayerInfo& l) { return q.model->weight_bits(l); }) / 1e6;
-  const double scale_bytes = q.model->scale_bytes();
-
-  const std::vector<int64_t> shape = {m.config.unet.in_channels, m.config.unet.resolution,
-                                      m.config.unet.resolution};
-  DiffusionImageProducer producer(q.model->eps(), schedule, o.sampler,
-                                  make_noise_source("per-image", static_cast<uint64_t>(o.seed)), shape,
-                                  device, false, q.model->quant_noise_std());
+  GenerationBuild gb;
+  gb.always_quantize = true;  // every cell carries a calibration record, fp included
+  GenerationPipeline g = build_generation(o, log, gb);
+  const LoadedModel& m = g.model;
+  const QuantizedSetup& q = *g.quant;
+  const auto& seq = g.timesteps;
+  const auto& shape = g.sample_shape;
+  const double size_mb = g.size_mb, scale_bytes = g.scale_bytes;
+  std::unique_ptr<DiffusionImageProducer> producer_ptr =
+      g.producer(o.sampler, make_noise_source("per-image", static_cast<uint64_t>(o.seed)));
+  DiffusionImageProducer& producer = *producer_ptr;
   json id;
   id["command"] = "run";
   id["model"] = m.identity();
@@ -505,16 +294,16 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   plan.chunk_size = round_chunk_size(o.chunk, o.batch);
   id["chunk_size"] = plan.chunk_size;
   if (!o.shard.empty()) plan.shard = parse_shard(o.shard);
-  ChunkLedger ledger(o.out + "/.dmeval", id);               // refuses a folder that holds another run
-  write_json(o.out + "/options.json", options_to_json(o));  // what --resume continues with
+  ChunkLedger ledger(o.out + "/.dmeval", id);                   // refuses a folder that holds another run
+  write_json(o.out + "/options.json", run_options_to_json(o));  // what --resume continues with
 
   // What the row needs besides the scores, written before sampling so any process can score.
   json cell;
   cell["profile"] = o.profile;
-  cell["dataset"] = m.config.dataset;
-  cell["model"] = m.config.name;
+  cell["dataset"] = m.model->dataset();
+  cell["model"] = m.model->name();
   cell["model_identity"] = m.identity();
-  if (!m.weights.sha256.empty()) cell["checkpoint_sha256"] = m.weights.sha256;
+  if (!m.model->weights_sha256().empty()) cell["checkpoint_sha256"] = m.model->weights_sha256();
   cell["method"] = q.record.method;
   cell["bits"] = q.record.bits.str();
   cell["w_bits"] = q.record.bits.weight;
@@ -544,6 +333,8 @@ std::optional<json> run_cell(const RunCellOptions& options) {
                        {"count", ref.count}};
   cell["device"] = device.is_cuda() ? runtime_info().cuda_device_name : "cpu";
   cell["bootstrap"] = o.bootstrap;
+  cell["suite"] = "fid-family";  // generation runs score features against a reference
+  if (!o.sources.empty()) cell["option_sources"] = json(o.sources);
   write_json(o.out + "/cell.json", cell);
 
   // Latency, once per folder (a resumed run keeps the first measurement).
@@ -551,7 +342,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   if (o.latency_repeats > 0 && !fs::exists(latency_file)) {
     log(fmt::format("latency: UNet step at batch 1 and {} ({} repeats), whole sampling per image ({})",
                     o.batch, o.latency_repeats, o.e2e_repeats));
-    write_json(latency_file, measure_latency(*q.model, schedule, shape, seq.back(), o, device));
+    write_json(latency_file, measure_latency(*q.model, g.schedule, shape, seq.back(), o, device));
   }
 
   // Sampling into the features, chunk by chunk.
@@ -611,49 +402,28 @@ json score_run_folder(const std::string& dir, const DbOptions* db_options, bool 
   if (!quiet)
     std::fprintf(stderr, "scoring %lld samples against %s\n", static_cast<long long>(n), ref_path.c_str());
 
-  // Exact moments streamed from the chunks (resumed and sharded runs agree bit for bit).
-  const FeatureStats gen_pool = chunked_moments(fdir, "pool", n, provenance).finalize();
-  torch::Tensor gen_features = load_chunked_features(fdir, "pool", n, provenance);
-  torch::Tensor gen_logits = load_chunked_features(fdir, "logits", n, provenance);
-  const int64_t boot = cell.value("bootstrap", int64_t{0});
-  const bool adm = cell.at("compat") == "adm";
-
-  json metrics;  // name -> {value, noise, features}
-  FrechetResult fd = frechet_distance(gen_pool, ref.pool);
-  metrics["fid" + suffix] = {
-      {"value", fd.value}, {"features", netj.at("pool")}, {"route", frechet_route_name(fd.route)}};
-  if (boot > 1) metrics["fid" + suffix]["noise"] = fid_bootstrap_std(gen_features, ref.pool, {boot, 2020});
-  if (ref.spatial) {
-    const FeatureStats gen_spatial = chunked_moments(fdir, "spatial", n, provenance).finalize();
-    FrechetResult sf = frechet_distance(gen_spatial, *ref.spatial);
-    metrics["sfid" + suffix] = {
-        {"value", sf.value}, {"features", netj.at("spatial")}, {"route", frechet_route_name(sf.route)}};
-  }
-  auto is_of = [&](const torch::Tensor& l) {
-    return adm ? inception_score_adm(l) : inception_score_torch_fidelity(l, std::min<int64_t>(10, l.size(0)));
-  };
-  InceptionScore is = is_of(gen_logits);
-  metrics["is" + suffix] = {
-      {"value", is.mean}, {"std", is.std}, {"scheme", is.scheme}, {"features", netj.at("logits")}};
-  if (boot > 1)
-    metrics["is" + suffix]["noise"] =
-        bootstrap_std(gen_logits, [&](const torch::Tensor& x) { return is_of(x).mean; }, {boot, 2020});
-  if (ref.features.defined()) {
-    PrecisionRecall pr = precision_recall(ref.features, gen_features);
-    metrics["precision" + suffix] = {{"value", pr.precision},
-                                     {"k", 3},
-                                     {"features", netj.at("pool")},
-                                     {"noise", binomial_std(pr.precision, n)}};
-    metrics["recall" + suffix] = {{"value", pr.recall},
-                                  {"k", 3},
-                                  {"features", netj.at("pool")},
-                                  {"noise", binomial_std(pr.recall, ref.features.size(0))}};
-  }
+  // The suite the cell was set up with (folders of earlier versions: the FID family).
+  const std::string suite_name = cell.value("suite", std::string("fid-family"));
+  const MetricSuite& suite = metric_suite(suite_name);
+  DMEVAL_CHECK(suite.name == "fid-family", "{}: suite {} scores image pairs, not a generation run's features",
+               dir, suite.name);
+  FidSuiteInputs in;
+  in.features_dir = fdir;
+  in.n = n;
+  in.provenance = provenance;
+  in.suffix = suffix;
+  in.pool_desc = netj.at("pool").get<std::string>();
+  in.spatial_desc = netj.at("spatial").get<std::string>();
+  in.logits_desc = netj.at("logits").get<std::string>();
+  in.bootstrap = cell.value("bootstrap", int64_t{0});
+  in.adm = cell.at("compat") == "adm";
+  const json metrics = fid_family_scores(in, ref);
 
   json res;
   for (const char* k : {"method", "bits", "steps", "samples", "size_mb"}) res[k] = cell.at(k);
   if (cell.contains("size_mb_with_scales")) res["size_mb_with_scales"] = cell["size_mb_with_scales"];
   res["profile"] = cell.at("profile");
+  res["suite"] = suite.name;
   res["metric_suffix"] = suffix;
   for (auto it = metrics.begin(); it != metrics.end(); ++it) res[it.key()] = it.value()["value"];
   if (!ref.features.defined())
@@ -752,22 +522,16 @@ void record_cell(const std::string& dir, const DbOptions& d, const json& cell, c
 }  // namespace
 
 std::string format_cell_row(const json& res) {
-  const std::string s = res.value("metric_suffix", std::string());
-  auto num = [&](const std::string& k, int digits) {
-    return res.contains(k) && res[k].is_number() ? fmt::format("{:.{}f}", res[k].get<double>(), digits)
-                                                 : std::string("–");
-  };
-  std::string out = fmt::format(
-      "| Method | W/A | Steps | N | Size (MB) | FID{0} ↓ | sFID{0} ↓ | IS{0} ↑ | Precision{0} ↑ | Recall{0} "
-      "↑ |\n"
-      "|---|---|---|---|---|---|---|---|---|---|\n",
-      s);
-  out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                     res.at("method").get<std::string>(), res.at("bits").get<std::string>(),
-                     res.at("steps").get<int64_t>(), res.at("samples").get<int64_t>(), num("size_mb", 2),
-                     num("fid" + s, 2), num("sfid" + s, 2), num("is" + s, 3), num("precision" + s, 4),
-                     num("recall" + s, 4));
-  return out;
+  const MetricSuite& suite = metric_suite(res.value("suite", std::string("fid-family")));
+  const std::string size = res.contains("size_mb") && res["size_mb"].is_number()
+                               ? fmt::format("{:.2f}", res["size_mb"].get<double>())
+                               : "–";
+  return markdown_row({{"Method", res.at("method").get<std::string>()},
+                       {"W/A", res.at("bits").get<std::string>()},
+                       {"Steps", std::to_string(res.at("steps").get<int64_t>())},
+                       {"N", std::to_string(res.at("samples").get<int64_t>())},
+                       {"Size (MB)", size}},
+                      suite.columns(res.value("metric_suffix", std::string())), res);
 }
 
 }  // namespace dmeval::cli

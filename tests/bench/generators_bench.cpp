@@ -5,10 +5,10 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
+#include "generators/ddim/unet_config.h"
 #include "generators/noise_source.h"
 #include "generators/sample_images.h"
-#include "generators/unet_config.h"
 
 using namespace dmeval;
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "generators/unet_config.h"
+#include "generators/ddim/unet_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

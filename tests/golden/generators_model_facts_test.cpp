@@ -9,9 +9,9 @@
 
 #include <filesystem>
 
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
+#include "generators/ddim/unet_config.h"
 #include "generators/model_cost.h"
-#include "generators/unet_config.h"
 #include "tests/support/golden.h"
 
 namespace dmeval {

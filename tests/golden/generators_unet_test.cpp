@@ -10,8 +10,8 @@
 
 #include "core/npy.h"
 #include "core/torch_bridge.h"
-#include "generators/ddim_unet.h"
-#include "generators/unet_weights.h"
+#include "generators/ddim/ddim_unet.h"
+#include "generators/ddim/unet_weights.h"
 #include "tests/support/golden.h"
 
 namespace dmeval {

@@ -21,9 +21,9 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
+#include "generators/ddim/unet_weights.h"
 #include "generators/quant/quantized_unet.h"
-#include "generators/unet_weights.h"
 #include "tests/support/golden.h"
 #include "tests/support/quant_params.h"
 

@@ -18,10 +18,10 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
+#include "generators/ddim/unet_weights.h"
 #include "generators/quant/method_tinydm.h"
 #include "generators/timestep_sequence.h"
-#include "generators/unet_weights.h"
 #include "tests/support/golden.h"
 #include "tests/support/numeric_checks.h"
 

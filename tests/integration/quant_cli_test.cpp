@@ -79,7 +79,7 @@ TEST_F(QuantCli, StoreReuseAndQuantizedSampling) {
   EXPECT_EQ(again["calibration_key"], first["calibration_key"]);
 
   // Quantized sampling from the written file, twice; float sampling differs.
-  const std::string sample = "sample" + model_ + " --steps 5 --n 4 --batch 4 --micro-batch 4 --quiet";
+  const std::string sample = "sample" + model_ + " --steps 5 --samples 4 --batch 4 --micro-batch 4 --quiet";
   r = dmeval(sample + " --method baseline --bits 8/8 --calibration " + dir_.file("b8.safetensors") +
              " --out " + dir_.file("q1"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -104,7 +104,7 @@ TEST_F(QuantCli, StoreReuseAndQuantizedSampling) {
 // `quantize` reports the sizes; the attention variant is labelled as dmeval's construction.
 TEST_F(QuantCli, TinyDMSampleStoreAndSamplerCheck) {
   const std::string calib = " --calib window_start=4 --calib rounds=2 --calib calib_batch=2 --quiet";
-  const std::string sample = "sample" + model_ + " --steps 8 --n 3 --batch 3 --micro-batch 3";
+  const std::string sample = "sample" + model_ + " --steps 8 --samples 3 --batch 3 --micro-batch 3";
   RunResult r = dmeval(sample + " --method tinydm --bits 4/8" + calib + " --out " + dir_.file("t1"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = dmeval(sample + " --method tinydm --bits 4/8" + calib + " --out " + dir_.file("t2"));
@@ -127,7 +127,8 @@ TEST_F(QuantCli, TinyDMSampleStoreAndSamplerCheck) {
   EXPECT_GT(q["size_mb_with_scales"].get<double>(), q["size_mb"].get<double>());
   EXPECT_LT(q["size_mb"].get<double>(), q["fp32_mb"].get<double>());
   // The calibration holds ranges for 8 steps: a 10-step sampler is refused, naming the cause.
-  r = dmeval("sample" + model_ + " --steps 10 --n 3 --batch 3 --method tinydm --bits 4/8 --calibration " +
+  r = dmeval("sample" + model_ +
+             " --steps 10 --samples 3 --batch 3 --method tinydm --bits 4/8 --calibration " +
              dir_.file("t.safetensors") + " --quiet --out " + dir_.file("t3"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("TinyDM"), std::string::npos) << r.output;
@@ -165,7 +166,7 @@ TEST_F(QuantCli, BadInput) {
                                                                    : r.output.find("does not support"),
             std::string::npos)
       << r.output;
-  r = dmeval("sample" + model_ + " --method fp --bits 4/8 --n 2 --out " + dir_.file("x"));
+  r = dmeval("sample" + model_ + " --method fp --bits 4/8 --samples 2 --out " + dir_.file("x"));
   EXPECT_NE(r.output.find("method fp is float32"), std::string::npos) << r.output;
   r = dmeval("quantize" + model_ + " --method gptq --bits 4/8");
   EXPECT_NE(r.output.find("unknown method 'gptq'"), std::string::npos) << r.output;

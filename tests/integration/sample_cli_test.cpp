@@ -37,7 +37,7 @@ std::string model_args() {
 
 // DDIM with eta 1, so the per-step noise matters too; evaluation micro-batches of 4.
 std::string sample_args(int steps = 10, int seed = 11) {
-  return model_args() + " --sampler ddim --eta 1 --steps " + std::to_string(steps) + " --n 20 --seed " +
+  return model_args() + " --sampler ddim --eta 1 --steps " + std::to_string(steps) + " --samples 20 --seed " +
          std::to_string(seed) + " --micro-batch 4 --quiet";
 }
 
@@ -146,14 +146,14 @@ TEST(SampleCli, ReferenceNoiseReproducesDdimRun) {
     const int64_t batch = runs["batch"];
     const std::string out = dir.file("run" + std::to_string(checked));
     // One thread, as the golden data was computed.
-    RunResult r = run_dmeval("--threads 1 sample " + model_args() + " --sampler ddim --skip-type " +
-                             run["skip_type"].get<std::string>() + " --steps " +
-                             std::to_string(run["timesteps_arg"].get<int>()) + " --eta " +
-                             std::to_string(run["eta"].get<double>()) + " --n " + std::to_string(batch) +
-                             " --batch " + std::to_string(batch) + " --micro-batch " + std::to_string(batch) +
-                             " --noise reference --seed " + std::to_string(run["noise_seed"].get<int>()) +
-                             " --init-noise " + golden_path("generators/sampling/x_T.npy") + " --raw-out " +
-                             out + "/raw.npy --format npz --quiet --out " + out);
+    RunResult r = run_dmeval(
+        "--threads 1 sample " + model_args() + " --sampler ddim --skip-type " +
+        run["skip_type"].get<std::string>() + " --steps " + std::to_string(run["timesteps_arg"].get<int>()) +
+        " --eta " + std::to_string(run["eta"].get<double>()) + " --samples " + std::to_string(batch) +
+        " --batch " + std::to_string(batch) + " --micro-batch " + std::to_string(batch) +
+        " --noise reference --seed " + std::to_string(run["noise_seed"].get<int>()) + " --init-noise " +
+        golden_path("generators/sampling/x_T.npy") + " --raw-out " + out +
+        "/raw.npy --format npz --quiet --out " + out);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     NpzReader ref = NpzReader::open(golden_path("generators/sampling/" + file));
     TensorData fin = ref.read("final"), raw = read_npy_file(out + "/raw.npy");
@@ -200,7 +200,7 @@ TEST(SampleCli, BadInput) {
   EXPECT_NE(r.output.find("cannot be sharded"), std::string::npos) << r.output;
   // Wrong config for the checkpoint.
   r = run_dmeval("sample --model cifar10 --checkpoint " + golden_path("generators/unet_small/weights.pt") +
-                 " --n 2 --out " + dir.file("w"));
+                 " --samples 2 --out " + dir.file("w"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("weights.pt"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("wrong shape"), std::string::npos) << r.output;
@@ -208,19 +208,19 @@ TEST(SampleCli, BadInput) {
   std::string w = bytes_of(golden_path("generators/unet_small/weights.pt"));
   const std::string trunc = dir.write("trunc.pt", w.substr(0, w.size() / 3));
   r = run_dmeval("sample " + std::string("--config ") + golden_path("generators/unet_small/config.json") +
-                 " --checkpoint " + trunc + " --n 2 --out " + dir.file("t"));
+                 " --checkpoint " + trunc + " --samples 2 --out " + dir.file("t"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("trunc.pt"), std::string::npos) << r.output;
   // No weights given; bad steps; bad shard; init noise of the wrong count.
-  r = run_dmeval("sample --model cifar10 --n 2 --out " + dir.file("x"));
+  r = run_dmeval("sample --model cifar10 --samples 2 --out " + dir.file("x"));
   EXPECT_NE(r.output.find("--checkpoint"), std::string::npos) << r.output;
-  r = run_dmeval("sample " + model_args() + " --steps 5000 --n 2 --out " + dir.file("x"));
+  r = run_dmeval("sample " + model_args() + " --steps 5000 --samples 2 --out " + dir.file("x"));
   EXPECT_NE(r.output.find("--steps 5000"), std::string::npos) << r.output;
   r = run_dmeval("sample " + sample_args() + " --shard 3/3 --out " + dir.file("x"));
   EXPECT_NE(r.output.find("--shard '3/3'"), std::string::npos) << r.output;
   r = run_dmeval("sample " + sample_args() + " --init-noise " + golden_path("generators/sampling/x_T.npy") +
                  " --out " + dir.file("x"));
-  EXPECT_NE(r.output.find("initial noise for 2 images, --n is 20"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("initial noise for 2 images, --samples is 20"), std::string::npos) << r.output;
 }
 
 TEST(SampleCli, BenchLatencyAndModelInfo) {

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
 #include "generators/quant/calibration_data.h"
 #include "generators/quant/calibration_file.h"
 #include "generators/quant/quant_method.h"

@@ -1,4 +1,4 @@
-#include "generators/unet_weights.h"
+#include "generators/ddim/unet_weights.h"
 
 #include <torch/torch.h>
 

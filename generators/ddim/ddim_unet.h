@@ -11,8 +11,8 @@
 #include <functional>
 #include <string>
 
+#include "generators/ddim/unet_config.h"
 #include "generators/layers.h"
-#include "generators/unet_config.h"
 
 namespace dmeval {
 

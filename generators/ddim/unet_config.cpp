@@ -1,4 +1,4 @@
-#include "generators/unet_config.h"
+#include "generators/ddim/unet_config.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

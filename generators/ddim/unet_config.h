@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "generators/beta_schedule.h"
+
 namespace dmeval {
 
 struct UNetConfig {
@@ -20,14 +22,6 @@ struct UNetConfig {
   int64_t resolution = 32;  // data.image_size
   bool resamp_with_conv = true;
   int64_t num_timesteps = 1000;  // diffusion.num_diffusion_timesteps (only for "bayesian")
-};
-
-struct DiffusionConfig {
-  std::string beta_schedule = "linear";  // linear | quad | const | jsd | sigmoid
-  double beta_start = 0.0001;
-  double beta_end = 0.02;
-  int64_t num_timesteps = 1000;
-  std::string var_type = "fixedlarge";  // recorded; not used by the DDIM/DDPM step functions
 };
 
 struct ModelConfig {

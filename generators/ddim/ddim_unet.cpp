@@ -1,4 +1,4 @@
-#include "generators/ddim_unet.h"
+#include "generators/ddim/ddim_unet.h"
 
 #include <torch/torch.h>
 

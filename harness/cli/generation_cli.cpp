@@ -1,0 +1,97 @@
+#include "harness/cli/generation_cli.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "generators/model_cost.h"
+#include "generators/timestep_sequence.h"
+
+namespace dmeval::cli {
+
+const OptionTable<SamplerSpec>& sampler_option_table() {
+  static const OptionTable<SamplerSpec> table = [] {
+    OptionTable<SamplerSpec> t;
+    t.add("--sampler", &SamplerSpec::sampler, "ddim (generalized_steps) or ddpm (ddpm_steps)", kDefaultTraits,
+          sampler_names());
+    t.add("--skip-type", &SamplerSpec::skip_type, "timestep sequence: uniform or quad", kDefaultTraits,
+          {"uniform", "quad"});
+    t.add("--steps", &SamplerSpec::steps, "sampler steps (--timesteps of ddim)");
+    t.add("--eta", &SamplerSpec::eta, "DDIM eta (0 = deterministic)");
+    return t;
+  }();
+  return table;
+}
+
+const OptionTable<GenerationOptions>& generation_option_table() {
+  static const OptionTable<GenerationOptions> table = [] {
+    OptionTable<GenerationOptions> t;
+    t.include(model_option_table(), &GenerationOptions::model);
+    t.include(quant_option_table(), &GenerationOptions::quant);
+    t.include(sampler_option_table(), &GenerationOptions::sampler);
+    t.add("--samples", &GenerationOptions::samples, "number of generated images (exactly this many)");
+    t.add("--batch", &GenerationOptions::batch,
+          "images sampled together (memory; results do not depend on it)");
+    t.add("--micro-batch", &GenerationOptions::micro_batch,
+          "images per network evaluation; results are byte-identical for any --batch and shard layout at a "
+          "fixed micro-batch (recorded)");
+    t.add("--chunk", &GenerationOptions::chunk,
+          "images per resumable chunk (rounded up to a multiple of --batch)");
+    t.add("--seed", &GenerationOptions::seed, "noise seed (per-image noise)");
+    t.add("--device", &GenerationOptions::device,
+          "cpu or cuda[:N] (sampling and, in run, the feature network)");
+    return t;
+  }();
+  return table;
+}
+
+EpsModel GenerationPipeline::eps() const {
+  return quant ? quant->model->eps() : model.model->eps(run);
+}
+
+QuantNoiseStd GenerationPipeline::quant_noise() const {
+  return quant ? quant->model->quant_noise_std() : QuantNoiseStd{};
+}
+
+std::unique_ptr<DiffusionImageProducer> GenerationPipeline::producer(const SamplerSpec& sampler,
+                                                                     std::unique_ptr<NoiseSource> noise,
+                                                                     bool keep_raw) const {
+  std::shared_ptr<DiffusionModel> m = model.model;
+  return std::make_unique<DiffusionImageProducer>(eps(), schedule, sampler, std::move(noise), sample_shape,
+                                                  device, keep_raw, quant_noise(),
+                                                  [m](const torch::Tensor& x0) { return m->decode(x0); });
+}
+
+GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& log,
+                                    const GenerationBuild& b) {
+  validate(o.sampler);
+  DMEVAL_CHECK(o.batch >= 1 && o.micro_batch >= 1, "--batch and --micro-batch must be at least 1");
+  // Unknown methods (listing the valid ones) and unsupported bits fail before any work.
+  quant_method(o.quant.method).check_bits(parse_bits(o.quant.bits));
+  GenerationPipeline p;
+  p.device = parse_device(o.device);
+  p.model = load_model(o.model);
+  p.schedule = make_schedule(p.model.model->diffusion());
+  p.timesteps = timestep_sequence(o.sampler.skip_type, o.sampler.steps, p.schedule.num_timesteps);
+  p.sample_shape = p.model.model->sample_shape();
+  p.run.device = p.device;
+  p.run.micro_batch = o.micro_batch;
+  p.run.channels_last = b.channels_last;
+  const bool quantize = b.always_quantize || o.quant.method != "fp" || !o.quant.calibration.empty() ||
+                        !o.quant.import_qdiff.empty();
+  if (!quantize) {
+    if (b.keep_float_copy) p.float_model = p.model.model;
+    p.size_mb = model_size_bytes(p.model.model->network(), [](const LayerInfo&) { return 32.0; }) / 1e6;
+    return p;
+  }
+  p.model.model->eps(p.run);  // the model on its device and layout before the method sees it
+  // The size counts the float layers, whatever the method attaches.
+  std::shared_ptr<DiffusionModel> fp = p.model.model->clone();
+  if (b.keep_float_copy) p.float_model = fp;
+  p.quant = prepare_quantized(p.model, o.quant, p.run, log, b.calibrate_on_sampler ? &o.sampler : nullptr);
+  QuantizedModel& q = *p.quant->model;
+  p.size_mb = model_size_bytes(fp->network(), [&](const LayerInfo& l) { return q.weight_bits(l); }) / 1e6;
+  p.scale_bytes = q.scale_bytes();
+  return p;
+}
+
+}  // namespace dmeval::cli
