@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "generators/beta_schedule.h"
+#include "generators/layers.h"
 #include "generators/samplers.h"
 #include "generators/unet_runner.h"
 
@@ -70,6 +71,8 @@ class DiffusionModel {
 
   // The module whose Conv2d/Linear layers (generators/layers.h) the quantization methods attach to.
   virtual torch::nn::Module& network() = 0;
+  // Its attention blocks' quantizer slots, in module order (none for a family without attention).
+  virtual std::vector<AttentionHook> attention_hooks() { return {}; }
   // A copy with the same configuration and weights (FP references during calibration).
   virtual std::shared_ptr<DiffusionModel> clone() const = 0;
   virtual void to(torch::Device device) = 0;

@@ -32,6 +32,24 @@ class LayerQuantizer {
   virtual torch::Tensor forward(const torch::Tensor& x, const LayerCall& call) = 0;
 };
 
+// Put into an attention block by a quantization method: fake-quantizes the inputs of the two matrix
+// products (q after reshape/permute, k, v, and the permuted softmax w), as q-diffusion's
+// QuantAttnBlock does. Any family's attention blocks expose a slot for one (AttentionHook).
+class AttentionQuantizer {
+ public:
+  virtual ~AttentionQuantizer() = default;
+  virtual torch::Tensor q(const torch::Tensor& x) = 0;
+  virtual torch::Tensor k(const torch::Tensor& x) = 0;
+  virtual torch::Tensor v(const torch::Tensor& x) = 0;
+  virtual torch::Tensor w(const torch::Tensor& x) = 0;
+};
+
+// An attention block's quantizer slot, with the block's module path.
+struct AttentionHook {
+  std::string name;
+  std::shared_ptr<AttentionQuantizer>* quantizer = nullptr;
+};
+
 // What a layer is for, which the size accounting and the quantization methods select layers by. The
 // ddim roles are named as the model-facts golden names them (generators/model_facts/ddim_*_layers.json);
 // the transformer, conditioning and autoencoder roles are those of the latent and text-conditioned

@@ -78,6 +78,12 @@ EpsModel DdimModel::eps(const UNetRunOptions& run, const Conditioning& c) {
   return make_unet_eps(unet_, run);
 }
 
+std::vector<AttentionHook> DdimModel::attention_hooks() {
+  std::vector<AttentionHook> out;
+  for (auto& [name, block] : unet_->attention_blocks()) out.push_back({name, &block->quantizer});
+  return out;
+}
+
 std::shared_ptr<DiffusionModel> DdimModel::clone() const {
   return std::make_shared<DdimModel>(config_, copy_unet(unet_), weights_, random_seed_);
 }

@@ -28,6 +28,7 @@ class DdimModel : public DiffusionModel {
   std::vector<int64_t> sample_shape() const override;
   EpsModel eps(const UNetRunOptions& run, const Conditioning& c = {}) override;
   torch::nn::Module& network() override { return *unet_; }
+  std::vector<AttentionHook> attention_hooks() override;
   std::shared_ptr<DiffusionModel> clone() const override;
   void to(torch::Device device) override { unet_->to(device); }
 

@@ -19,18 +19,6 @@ namespace dmeval {
 // get_timestep_embedding(t, dim): float32 sinusoids, sin first, denominator half - 1.
 torch::Tensor ddim_timestep_embedding(const torch::Tensor& t, int64_t dim);
 
-// Put into an attention block by a quantization method: fake-quantizes the inputs of the two
-// matrix products (q after reshape/permute, k, v, and the permuted softmax w), as q-diffusion's
-// QuantAttnBlock does.
-class AttentionQuantizer {
- public:
-  virtual ~AttentionQuantizer() = default;
-  virtual torch::Tensor q(const torch::Tensor& x) = 0;
-  virtual torch::Tensor k(const torch::Tensor& x) = 0;
-  virtual torch::Tensor v(const torch::Tensor& x) = 0;
-  virtual torch::Tensor w(const torch::Tensor& x) = 0;
-};
-
 // Receives named intermediate outputs during a forward pass (tests, calibration).
 using ForwardObserver = std::function<void(const std::string& name, const torch::Tensor& value)>;
 

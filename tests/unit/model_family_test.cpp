@@ -57,6 +57,12 @@ TEST(ModelFamilies, DdimModelIsTheUNetBehindTheInterface) {
   torch::Tensor b = d.unet()->forward(x, t);
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_TRUE(torch::equal(m->decode(x), x));  // pixel space
+  // The quantizable layers and the attention hooks are the UNet's.
+  EXPECT_EQ(list_layers(m->network()).size(), list_layers(*d.unet()).size());
+  const auto hooks = m->attention_hooks();
+  ASSERT_FALSE(hooks.empty());
+  EXPECT_EQ(hooks.size(), d.unet()->attention_blocks().size());
+  EXPECT_EQ(hooks[0].quantizer, &d.unet()->attention_blocks()[0].second->quantizer);
   // A clone has the same identity and outputs, and is another module.
   auto c = m->clone();
   EXPECT_EQ(c->identity(), m->identity());
