@@ -6,16 +6,9 @@
 #include <string>
 #include <vector>
 
-namespace dmeval {
+#include "generators/diffusion_config.h"
 
-// The diffusion process as the model configs state it (ddim YAML `diffusion:`, LDM `params:`).
-struct DiffusionConfig {
-  std::string beta_schedule = "linear";  // linear | quad | const | jsd | sigmoid
-  double beta_start = 0.0001;
-  double beta_end = 0.02;
-  int64_t num_timesteps = 1000;
-  std::string var_type = "fixedlarge";  // recorded; not used by the DDIM/DDPM step functions
-};
+namespace dmeval {
 
 // ddim's get_beta_schedule in float64 (NumPy's linspace is i*step + start with the last element set
 // to the end point): linear, quad, const, jsd bit for bit; sigmoid goes through exp, where NumPy's

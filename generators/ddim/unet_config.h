@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "generators/beta_schedule.h"
+#include "generators/diffusion_config.h"
 
 namespace dmeval {
 
