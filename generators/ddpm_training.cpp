@@ -28,11 +28,19 @@ uint32_t batch_word(uint64_t seed, int64_t step, uint32_t tag, uint32_t w) {
   return philox4x32_10(c, {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)})[w % 4];
 }
 
-nlohmann::ordered_json options_json(const ModelConfig& config, const TrainOptions& o, int64_t n) {
-  return {{"model", describe(config)},  {"data_images", n},   {"steps", o.steps},
-          {"batch", o.batch},           {"lr", o.lr},         {"weight_decay", o.weight_decay},
-          {"grad_clip", o.grad_clip},   {"warmup", o.warmup}, {"ema_rate", o.ema_rate},
-          {"decay_from", o.decay_from}, {"seed", o.seed},     {"flip", o.flip}};
+nlohmann::ordered_json options_json(const std::string& model, const TrainOptions& o, int64_t n) {
+  return {{"model", model},
+          {"data_images", n},
+          {"steps", o.steps},
+          {"batch", o.batch},
+          {"lr", o.lr},
+          {"weight_decay", o.weight_decay},
+          {"grad_clip", o.grad_clip},
+          {"warmup", o.warmup},
+          {"ema_rate", o.ema_rate},
+          {"decay_from", o.decay_from},
+          {"seed", o.seed},
+          {"flip", o.flip}};
 }
 
 // A model description without its dropout, and that dropout (-1 when it names none): dropout is a
@@ -75,41 +83,40 @@ TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& o, int6
 
 namespace {
 
-// The DDPM task on a ddim UNet: the model and its EMA copy in safetensors (model.safetensors,
-// ema.safetensors), the ε-prediction loss of step s's batch.
+// The DDPM task on any family's DiffusionModel: the model and its EMA copy in the family's weights
+// format (model.safetensors, ema.safetensors), the ε-prediction loss of step s's batch.
 class DdpmTask : public TrainingTask {
  public:
-  DdpmTask(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& o)
-      : config_(config), data_(data), o_(o), sched_(make_schedule(config.diffusion)) {
-    torch::manual_seed(o.seed);
-    model_ = DdimUNet(config.unet);
-    ema_ = copy_unet(model_);
+  DdpmTask(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data, const TrainOptions& o)
+      : model_(std::move(model)), data_(data), o_(o), sched_(make_schedule(model_->diffusion())) {
+    ema_ = model_->clone();
   }
-  torch::nn::Module& model() override { return *model_; }
-  torch::nn::Module* ema() override { return ema_.get(); }
-  DdimUNet& ema_unet() { return ema_; }
+  torch::nn::Module& model() override { return model_->network(); }
+  torch::nn::Module* ema() override { return &ema_->network(); }
+  std::shared_ptr<DiffusionModel> ema_model() { return ema_; }
   torch::Tensor loss(int64_t step) override {
     TrainBatch b = training_batch(data_, o_, sched_.num_timesteps, step);
+    torch::Tensor x0 = model_->encode(b.x0);
     torch::Tensor a = sched_.alphas_cumprod_ext.index_select(0, b.t + 1).view({-1, 1, 1, 1});
-    torch::Tensor x = b.x0 * a.sqrt() + b.e * (1.0 - a).sqrt();
+    torch::Tensor x = x0 * a.sqrt() + b.e * (1.0 - a).sqrt();
     torch::Tensor out = model_->forward(x, b.t.to(torch::kFloat32));
     return (b.e - out).square().sum({1, 2, 3}).mean(0);
   }
   void save(const std::string& dir, int64_t step) override {
-    save_atomically([&](const std::string& p) { save_unet_weights(*model_, p); }, dir + "/model.safetensors");
+    save_atomically([&](const std::string& p) { model_->save_weights(p); }, dir + "/model.safetensors");
     save_atomically(
         [&](const std::string& p) {
-          save_unet_weights(*ema_, p, {{"dmeval_train_step", std::to_string(step)}});
+          ema_->save_weights(p, {{"dmeval_train_step", std::to_string(step)}});
         },
         dir + "/ema.safetensors");
   }
   void load(const std::string& dir) override {
-    UNetWeightsOptions wo;
-    wo.hash = false;
-    load_unet_weights(*model_, dir + "/model.safetensors", wo);
-    load_unet_weights(*ema_, dir + "/ema.safetensors", wo);
+    model_->load_weights(dir + "/model.safetensors");
+    ema_->load_weights(dir + "/ema.safetensors");
   }
-  nlohmann::ordered_json options() const override { return options_json(config_, o_, data_.size(0)); }
+  nlohmann::ordered_json options() const override {
+    return options_json(model_->describe_line(), o_, data_.size(0));
+  }
   // A run may be extended (steps), annealed (decay_from) and have its dropout changed (a training-only
   // setting of the model): each change is logged in "phases" with the step it took effect at.
   bool same_run(const nlohmann::ordered_json& saved, const nlohmann::ordered_json& now) const override {
@@ -120,34 +127,31 @@ class DdpmTask : public TrainingTask {
     }
     return a == b;
   }
-  nlohmann::ordered_json phase() const override { return {{"dropout", config_.unet.dropout}}; }
+  nlohmann::ordered_json phase() const override {
+    return {{"dropout", split_dropout(model_->describe_line()).second}};
+  }
   nlohmann::ordered_json legacy_phase(const nlohmann::ordered_json& so) const override {
     return {{"dropout", split_dropout(so.value("model", std::string())).second}};
   }
 
  private:
-  ModelConfig config_;
+  std::shared_ptr<DiffusionModel> model_, ema_;
   torch::Tensor data_;
   TrainOptions o_;
   DiffusionSchedule sched_;
-  DdimUNet model_{nullptr}, ema_{nullptr};
 };
 
 }  // namespace
 
-DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& o,
-                    const std::string& dir, const std::function<void(const TrainProgress&)>& on_log) {
+std::shared_ptr<DiffusionModel> train_ddpm(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data,
+                                           const TrainOptions& o, const std::string& dir,
+                                           const std::function<void(const TrainProgress&)>& on_log) {
   DMEVAL_CHECK(data.dim() == 4 && data.scalar_type() == torch::kUInt8 && data.size(0) > 0,
                "training data must be (N, C, H, W) uint8");
-  DMEVAL_CHECK(data.size(1) == config.unet.in_channels && data.size(2) == config.unet.resolution &&
-                   data.size(3) == config.unet.resolution,
-               "training images of shape [{}, {}, {}] do not fit the model ({} channels, {}x{})",
-               data.size(1), data.size(2), data.size(3), config.unet.in_channels, config.unet.resolution,
-               config.unet.resolution);
   DMEVAL_CHECK(o.steps >= 1 && o.batch >= 1 && o.lr > 0 && o.ema_rate >= 0 && o.ema_rate < 1,
                "bad training options (steps {}, batch {}, lr {}, ema {})", o.steps, o.batch, o.lr,
                o.ema_rate);
-  DdpmTask task(config, data, o);
+  DdpmTask task(std::move(model), data, o);
   TrainLoopOptions lo;
   lo.steps = o.steps;
   lo.lr = o.lr;
@@ -160,7 +164,23 @@ DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const 
   lo.checkpoint_every = o.checkpoint_every;
   lo.log_every = o.log_every;
   run_training(task, lo, dir, on_log);
-  return task.ema_unet();
+  return task.ema_model();
+}
+
+DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& o,
+                    const std::string& dir, const std::function<void(const TrainProgress&)>& on_log) {
+  DMEVAL_CHECK(data.dim() == 4 && data.scalar_type() == torch::kUInt8 && data.size(0) > 0,
+               "training data must be (N, C, H, W) uint8");
+  DMEVAL_CHECK(data.size(1) == config.unet.in_channels && data.size(2) == config.unet.resolution &&
+                   data.size(3) == config.unet.resolution,
+               "training images of shape [{}, {}, {}] do not fit the model ({} channels, {}x{})",
+               data.size(1), data.size(2), data.size(3), config.unet.in_channels, config.unet.resolution,
+               config.unet.resolution);
+  torch::manual_seed(o.seed);
+  auto model = std::make_shared<DdimModel>(config, DdimUNet(config.unet), UNetWeightsInfo{},
+                                           static_cast<int64_t>(o.seed));
+  auto ema = train_ddpm(model, data, o, dir, on_log);
+  return ddim_model_of(*ema, "train_ddpm").unet();
 }
 
 }  // namespace dmeval

@@ -1,6 +1,6 @@
-// DDPM training of a ddim UNet (ddim's runners/diffusion.py `train` loop in libtorch): ε-prediction
-// loss Σ_chw (e − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) e, t))² averaged over the batch, antithetic timesteps — the
-// task; AdamW, gradient clipping, the EMA copy, checkpoints and exact resume are the shared training
+// DDPM training of a diffusion model of any family (ddim's runners/diffusion.py `train` loop in libtorch):
+// ε-prediction loss Σ_chw (e − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) e, t))² averaged over the batch, antithetic timesteps
+// — the task; AdamW, gradient clipping, the EMA copy, checkpoints and exact resume are the shared training
 // loop's (training_loop.h).
 //
 // Determinism: the batch of step s (image indices into the data, the horizontal flips, the timesteps
@@ -15,6 +15,7 @@
 
 #include "generators/beta_schedule.h"
 #include "generators/ddim/ddim_unet.h"
+#include "generators/diffusion_model.h"
 #include "generators/training_loop.h"
 
 namespace dmeval {
@@ -35,10 +36,17 @@ struct TrainOptions {
   int64_t log_every = 100;
 };
 
-// Data: (N, C, H, W) uint8 images (pixels 0..255, mapped to [-1, 1] as ddim's data_transform).
-// `dir` holds the checkpoint (`checkpoint.safetensors` with model + EMA weights, `optimizer.pt`,
-// `train.json`); an existing checkpoint there is resumed (its options must match). Returns the EMA
-// model. `on_log` receives every log line's figures.
+// Data: (N, C, H, W) uint8 images (pixels 0..255, mapped to [-1, 1] as ddim's data_transform, then
+// through the model's encode()). `model` is the initial model (trained in place); its clone is the
+// EMA copy. `dir` holds the checkpoint (`model.safetensors`, `ema.safetensors` in the family's weights
+// format, `optimizer.pt`, `train.json`); an existing checkpoint there is resumed (its options must
+// match). Returns the EMA model. `on_log` receives every log line's figures.
+std::shared_ptr<DiffusionModel> train_ddpm(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data,
+                                           const TrainOptions& options, const std::string& dir,
+                                           const std::function<void(const TrainProgress&)>& on_log = {});
+
+// The ddim family: a fresh UNet of `config` initialised from options.seed, trained as above; returns
+// the EMA UNet.
 DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& options,
                     const std::string& dir, const std::function<void(const TrainProgress&)>& on_log = {});
 

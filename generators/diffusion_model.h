@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,11 +25,19 @@
 namespace dmeval {
 
 // The conditioning inputs of one batch of images; tensors a family does not take stay undefined.
+// Where they come from per image is a ConditioningSource (generators/conditioning_source.h).
 struct Conditioning {
   torch::Tensor class_labels;  // (n,) int64: class-conditional models
   torch::Tensor context;       // (n, L, D): cross-attention context (text encoders)
   torch::Tensor low_res;       // (n, C, h, w): super-resolution models, the low-resolution image
-  bool empty() const { return !class_labels.defined() && !context.defined() && !low_res.defined(); }
+  // Classifier-free guidance scale s: ε = ε_u + s (ε_c − ε_u) with the family's unconditional input;
+  // 1 = none (one conditional pass).
+  double guidance = 1.0;
+  bool empty() const {
+    return !class_labels.defined() && !context.defined() && !low_res.defined() && guidance == 1.0;
+  }
+  // Rows `rows` (int64) of every tensor: a micro-batch's conditioning (generators/unet_runner.h).
+  Conditioning rows(const torch::Tensor& rows) const;
 };
 
 // What to load: a family's preset or config file, and its weights (the command-line model options).
@@ -62,20 +71,38 @@ class DiffusionModel {
   virtual std::vector<int64_t> sample_shape() const = 0;
   // The conditioning kinds it needs ("class", "context", "low_res"); empty = unconditional.
   virtual std::vector<std::string> conditioning() const { return {}; }
+  // Class-conditional models: the number of classes (labels 0..K-1, without the unconditional one).
+  virtual int64_t num_classes() const { return 0; }
 
   // The noise-prediction network as the samplers call it, on run.device in fixed micro-batches, for
   // a batch with this conditioning (an unconditional family refuses a non-empty one).
   virtual EpsModel eps(const UNetRunOptions& run, const Conditioning& c = {}) = 0;
+  // One pass of the network on a batch as it is (no micro-batching, no device move, gradients as the
+  // caller's mode says): what calibration and training call.
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
+                                const Conditioning& c = {}) = 0;
   // The sampler's x_0 -> images in [-1, 1] (pixel models: as it is; latent models: the first stage).
   virtual torch::Tensor decode(const torch::Tensor& x0) { return x0; }
+  // Training images in [-1, 1] -> what the network denoises (pixel models: as they are; latent
+  // models: the first stage's encoding).
+  virtual torch::Tensor encode(const torch::Tensor& images) { return images; }
 
   // The module whose Conv2d/Linear layers (generators/layers.h) the quantization methods attach to.
   virtual torch::nn::Module& network() = 0;
   // Its attention blocks' quantizer slots, in module order (none for a family without attention).
   virtual std::vector<AttentionHook> attention_hooks() { return {}; }
-  // A copy with the same configuration and weights (FP references during calibration).
+  // q-diffusion's split shortcut: layers whose input is a concatenation of two feature maps (the ddim
+  // decoder's 1x1 shortcuts) quantize the two halves separately. Families without such layers refuse
+  // `on`, naming themselves.
+  virtual void set_split_shortcut(bool on);
+  // A copy with the same configuration and weights (FP references during calibration, EMA copies).
   virtual std::shared_ptr<DiffusionModel> clone() const = 0;
   virtual void to(torch::Device device) = 0;
+
+  // The network's weights in the family's own file format (training checkpoints): written with
+  // `metadata`, read back strictly (every tensor, every shape; errors name the file).
+  virtual void save_weights(const std::string& path, const std::map<std::string, std::string>& metadata = {});
+  virtual void load_weights(const std::string& path);
 };
 
 // A family in the registry: its name, what it reads, and how to load it.

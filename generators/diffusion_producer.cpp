@@ -24,10 +24,18 @@ DiffusionImageProducer::DiffusionImageProducer(EpsModel model, DiffusionSchedule
   validate(sampler_);
 }
 
+void DiffusionImageProducer::set_conditioning(std::shared_ptr<const ConditioningSource> source,
+                                              std::function<EpsModel(const Conditioning&)> eps_for) {
+  conditioning_ = std::move(source);
+  eps_for_ = std::move(eps_for);
+}
+
 ImageBatch DiffusionImageProducer::produce(int64_t first, int64_t count) {
   torch::NoGradGuard no_grad;
   torch::Tensor x = noise_->initial(first, count, shape_).to(device_);
-  torch::Tensor x0 = run_sampler(sampler_, schedule_, model_, x, *noise_, first, nullptr, &quant_noise_);
+  const bool conditional = conditioning_ && !conditioning_->empty();
+  EpsModel model = conditional ? eps_for_(conditioning_->images(first, count)) : model_;
+  torch::Tensor x0 = run_sampler(sampler_, schedule_, model, x, *noise_, first, nullptr, &quant_noise_);
   if (decode_) x0 = decode_(x0);
   ImageBatch b;
   b.first_index = first;

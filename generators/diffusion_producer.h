@@ -1,6 +1,7 @@
-// A diffusion sampler as an ImageProducer: x_T and step noise from a NoiseSource, the UNet through
-// an EpsModel, the schedule and sampler of the run, the reference's 8-bit conversion. The harness
-// pulls batches of global image indices from it (harness/chunk_runner) without knowing what it is.
+// A diffusion sampler as an ImageProducer: x_T and step noise from a NoiseSource, the network through
+// an EpsModel (conditional models: per batch, from a ConditioningSource), the schedule and sampler of the
+// run, the reference's 8-bit conversion. The harness pulls batches of global image indices from it
+// (harness/chunk_runner) without knowing what it is.
 #pragma once
 
 #include <functional>
@@ -9,6 +10,7 @@
 
 #include "core/image_sink.h"
 #include "generators/beta_schedule.h"
+#include "generators/conditioning_source.h"
 #include "generators/noise_source.h"
 #include "generators/samplers.h"
 
@@ -20,6 +22,10 @@ class DiffusionImageProducer : public ImageProducer {
                          std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape,
                          torch::Device device, bool keep_raw, QuantNoiseStd quant_noise = {},
                          std::function<torch::Tensor(const torch::Tensor&)> decode = {});
+  // Conditional models: each batch's conditioning from `source` (by image index), and the network for
+  // it from `eps_for` (instead of the fixed model given to the constructor).
+  void set_conditioning(std::shared_ptr<const ConditioningSource> source,
+                        std::function<EpsModel(const Conditioning&)> eps_for);
   ImageBatch produce(int64_t first, int64_t count) override;
   bool sequential() const override { return noise_->sequential(); }
   std::vector<uint8_t> state() const override { return noise_->state(); }
@@ -36,6 +42,8 @@ class DiffusionImageProducer : public ImageProducer {
   bool keep_raw_;
   QuantNoiseStd quant_noise_;
   std::function<torch::Tensor(const torch::Tensor&)> decode_;  // x_0 -> images in [-1, 1] (latent models)
+  std::shared_ptr<const ConditioningSource> conditioning_;
+  std::function<EpsModel(const Conditioning&)> eps_for_;
 };
 
 }  // namespace dmeval

@@ -30,6 +30,14 @@ std::shared_ptr<DdimModel> DdimModel::load(const ModelSpec& o) {
   return std::make_shared<DdimModel>(std::move(config), unet, std::move(weights), o.random_weights);
 }
 
+std::shared_ptr<DdimModel> DdimModel::wrap(DdimUNet unet) {
+  ModelConfig config;
+  config.name = "unet";
+  config.source = "a UNet built in code";
+  config.unet = unet->config();
+  return std::make_shared<DdimModel>(std::move(config), std::move(unet), UNetWeightsInfo{}, -1);
+}
+
 std::string DdimModel::weights_id() const {
   return weights_.path.empty() ? fmt::format("random:{}", random_seed_) : weights_.sha256;
 }
@@ -76,6 +84,31 @@ EpsModel DdimModel::eps(const UNetRunOptions& run, const Conditioning& c) {
                "low-resolution image",
                config_.name);
   return make_unet_eps(unet_, run);
+}
+
+torch::Tensor DdimModel::forward(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c) {
+  DMEVAL_CHECK(c.empty(), "model {} (family ddim-unet) is unconditional", config_.name);
+  return unet_->forward(x, t);
+}
+
+void DdimModel::save_weights(const std::string& path, const std::map<std::string, std::string>& metadata) {
+  save_unet_weights(*unet_, path, metadata);
+}
+
+void DdimModel::load_weights(const std::string& path) {
+  UNetWeightsOptions wo;
+  wo.hash = false;
+  load_unet_weights(*unet_, path, wo);
+}
+
+EpsModel make_unet_eps(DdimUNet model, const UNetRunOptions& o) {
+  prepare_device_arithmetic(o);
+  model->to(o.device);
+  model->eval();
+  if (o.channels_last) model->set_channels_last(true);
+  return micro_batched_eps([model](const torch::Tensor& x, const torch::Tensor& t,
+                                   const torch::Tensor&) mutable { return model->forward(x, t); },
+                           o);
 }
 
 std::vector<AttentionHook> DdimModel::attention_hooks() {

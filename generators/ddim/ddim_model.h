@@ -1,6 +1,6 @@
 // The ddim UNet family (ermongroup/ddim, pesser/pytorch_diffusion, q-diffusion's copy) behind the
 // DiffusionModel interface: presets and ddim .yml configs, the checkpoints users have, pixel-space
-// and unconditional. The quantization methods and DDPM training work on this family's network.
+// and unconditional.
 #pragma once
 
 #include "generators/ddim/ddim_unet.h"
@@ -15,6 +15,9 @@ class DdimModel : public DiffusionModel {
   DdimModel(ModelConfig config, DdimUNet unet, UNetWeightsInfo weights, int64_t random_seed);
   // Loads a preset or .yml config and its weights (a checkpoint, or random weights from a seed).
   static std::shared_ptr<DdimModel> load(const ModelSpec& spec);
+  // A bare UNet (shared, not copied) as a model: its own architecture, ddim's default linear
+  // schedule, weights of unknown origin (tests and tools that build a UNet themselves).
+  static std::shared_ptr<DdimModel> wrap(DdimUNet unet);
 
   std::string family() const override { return "ddim-unet"; }
   std::string name() const override { return config_.name; }
@@ -27,6 +30,11 @@ class DdimModel : public DiffusionModel {
   const DiffusionConfig& diffusion() const override { return config_.diffusion; }
   std::vector<int64_t> sample_shape() const override;
   EpsModel eps(const UNetRunOptions& run, const Conditioning& c = {}) override;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c = {}) override;
+  void set_split_shortcut(bool on) override { unet_->set_split_shortcut(on); }
+  void save_weights(const std::string& path,
+                    const std::map<std::string, std::string>& metadata = {}) override;
+  void load_weights(const std::string& path) override;
   torch::nn::Module& network() override { return *unet_; }
   std::vector<AttentionHook> attention_hooks() override;
   std::shared_ptr<DiffusionModel> clone() const override;
@@ -50,5 +58,9 @@ DdimModel& ddim_model_of(DiffusionModel& m, const std::string& who);
 
 // A fresh UNet with the same configuration and weights.
 DdimUNet copy_unet(const DdimUNet& unet);
+
+// The sampler's view of a bare ddim UNet: moved to the device (and layout), in fixed micro-batches
+// (generators/unet_runner.h).
+EpsModel make_unet_eps(DdimUNet model, const UNetRunOptions& options);
 
 }  // namespace dmeval

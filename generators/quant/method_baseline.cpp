@@ -51,28 +51,28 @@ class BaselineMethod : public QuantMethod {
       s.scale_method = "max";
       a = s;
     }
-    QuantPlan p = qdiffusion_plan(ctx.unet, w, a, 8, /*split_shortcut=*/false);
+    QuantPlan p = qdiffusion_plan(ctx.model->network(), w, a, 8, /*split_shortcut=*/false);
     p.attention.reset();  // matrix products stay float
-    apply_first_last(p, ctx.unet, ctx.settings.at("first_last").get<std::string>());
+    apply_first_last(p, ctx.model->network(), ctx.settings.at("first_last").get<std::string>());
     return p;
   }
 
   std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const override {
     check_bits(ctx.bits);
-    DdimUNet fp = copy_unet(ctx.unet);
-    auto model = std::make_unique<UNetQuantizedModel>(ctx.unet, plan(ctx), ctx.run);
+    std::shared_ptr<DiffusionModel> fp = ctx.model->clone();
+    auto model = std::make_unique<UNetQuantizedModel>(ctx.model, plan(ctx), ctx.run);
     QuantizedUNet& q = model->qunet();
     torch::NoGradGuard no_grad;
     q.set_quant_state(true, false);
     model->build_structure();
     q.set_quant_state(true, false);
-    const auto& c = ctx.unet->config();
+    std::vector<int64_t> shape = ctx.model->sample_shape();
+    shape.insert(shape.begin(), 1);
     const auto dev = ctx.run.device;
-    q.forward(
-        torch::zeros({1, c.in_channels, c.resolution, c.resolution}, torch::TensorOptions().device(dev)),
-        torch::zeros({1}, torch::TensorOptions().device(dev)));  // weights: min-max of the weights
+    q.forward(torch::zeros(shape, torch::TensorOptions().device(dev)),
+              torch::zeros({1}, torch::TensorOptions().device(dev)));  // weights: min-max of the weights
     if (ctx.bits.act_quantized()) {
-      Trajectories tr = trajectories_from_settings(ctx, fp);
+      Trajectories tr = trajectories_from_settings(ctx, *fp);
       CalibSet calib = qdiffusion_calibration(tr, ctx.settings["cali_n"], ctx.settings["cali_st"]);
       at::Generator g = at::make_generator<at::CPUGeneratorImpl>(ctx.settings["seed"].get<uint64_t>());
       torch::Tensor idx = torch::randperm(calib.size(), g, torch::kLong)
@@ -89,7 +89,7 @@ class BaselineMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>& state) const override {
     check_bits(ctx.bits);
-    auto model = std::make_unique<UNetQuantizedModel>(ctx.unet, plan(ctx), ctx.run);
+    auto model = std::make_unique<UNetQuantizedModel>(ctx.model, plan(ctx), ctx.run);
     model->restore(state, "baseline calibration");
     model->qunet().set_quant_state(true, ctx.bits.act_quantized());
     return model;

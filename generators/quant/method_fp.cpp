@@ -7,13 +7,14 @@ namespace dmeval {
 namespace {
 class FpModel : public QuantizedModel {
  public:
-  FpModel(DdimUNet unet, UNetRunOptions run) : QuantizedModel(run), unet_(std::move(unet)) {}
-  EpsModel eps() override { return make_unet_eps(unet_, run_); }
+  FpModel(std::shared_ptr<DiffusionModel> model, UNetRunOptions run)
+      : QuantizedModel(run), model_(std::move(model)) {}
+  EpsModel eps(const Conditioning& c = {}) override { return model_->eps(run_, c); }
   std::vector<std::pair<std::string, torch::Tensor>> state() override { return {}; }
   double weight_bits(const LayerInfo&) const override { return 32; }
 
  private:
-  DdimUNet unet_;
+  std::shared_ptr<DiffusionModel> model_;
 };
 
 class FpMethod : public QuantMethod {
@@ -25,7 +26,7 @@ class FpMethod : public QuantMethod {
                  "method fp is float32: --bits must be 32/32, not {}", b.str());
   }
   std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const override {
-    return std::make_unique<FpModel>(ctx.unet, ctx.run);
+    return std::make_unique<FpModel>(ctx.model, ctx.run);
   }
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>&) const override {

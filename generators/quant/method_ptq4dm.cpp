@@ -44,7 +44,7 @@ class Ptq4dmMethod : public QuantMethod {
 
   static QuantPlan plan(const QuantContext& ctx) {
     const auto& s = ctx.settings;
-    const size_t n = list_layers(*ctx.unet).size();
+    const size_t n = list_layers(ctx.model->network()).size();
     QuantPlan p;
     for (size_t i = 0; i < n; ++i) {
       LayerQuantSpec l;
@@ -74,12 +74,12 @@ class Ptq4dmMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const override {
     check_bits(ctx.bits);
     const auto& s = ctx.settings;
-    DdimUNet fp = copy_unet(ctx.unet);
-    auto model = std::make_unique<UNetQuantizedModel>(ctx.unet, plan(ctx), ctx.run);
+    std::shared_ptr<DiffusionModel> fp = ctx.model->clone();
+    auto model = std::make_unique<UNetQuantizedModel>(ctx.model, plan(ctx), ctx.run);
     QuantizedUNet& q = model->qunet();
     torch::NoGradGuard no_grad;
     // set_weight_quantize_params: each weight quantizer searches its range on the weight
-    auto handles = layer_handles(*ctx.unet);
+    auto handles = layer_handles(ctx.model->network());
     for (size_t i = 0; i < handles.size(); ++i) {
       UniformQuantizer& wq = *q.layers()[i].second->weight.uniform;
       wq.set_inited(false);
@@ -87,7 +87,7 @@ class Ptq4dmMethod : public QuantMethod {
       wq.set_inited(true);
     }
     if (ctx.bits.act_quantized()) {
-      Trajectories tr = trajectories_from_settings(ctx, fp);
+      Trajectories tr = trajectories_from_settings(ctx, *fp);
       CalibSet calib =
           ndtc_calibration(tr, s.at("ndtc_mu"), s.at("ndtc_sigma"), !s.at("ndtc_true_timestep").get<bool>(),
                            s.at("seed").get<uint64_t>());
@@ -116,7 +116,7 @@ class Ptq4dmMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>& state) const override {
     check_bits(ctx.bits);
-    auto model = std::make_unique<UNetQuantizedModel>(ctx.unet, plan(ctx), ctx.run);
+    auto model = std::make_unique<UNetQuantizedModel>(ctx.model, plan(ctx), ctx.run);
     model->restore(state, "ptq4dm calibration");
     model->qunet().set_quant_state(true, ctx.bits.act_quantized());
     return model;

@@ -42,8 +42,8 @@ class PtqdModel : public UNetQuantizedModel {
   using UNetQuantizedModel::UNetQuantizedModel;
   Correction correction;
   bool corrected = true;
-  EpsModel eps() override {
-    EpsModel base = UNetQuantizedModel::eps();
+  EpsModel eps(const Conditioning& cond = {}) override {
+    EpsModel base = UNetQuantizedModel::eps(cond);
     if (!corrected) return base;
     Correction c = correction;
     return [base, c](const torch::Tensor& x, const torch::Tensor& t, int64_t step) {
@@ -109,7 +109,7 @@ class PtqdMethod : public QuantMethod {
   }
 
   static QuantPlan plan(const QuantContext& ctx, std::vector<bool>* ignore_recon = nullptr) {
-    const auto layers = list_layers(*ctx.unet);
+    const auto layers = list_layers(ctx.model->network());
     std::vector<size_t> quantized;
     for (size_t i = 0; i < layers.size(); ++i)
       if (!excluded(layers[i])) quantized.push_back(i);
@@ -144,15 +144,15 @@ class PtqdMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const override {
     check_bits(ctx.bits);
     const auto& s = ctx.settings;
-    DdimUNet fp = copy_unet(ctx.unet);
-    Trajectories tr = trajectories_from_settings(ctx, fp);
+    std::shared_ptr<DiffusionModel> fp = ctx.model->clone();
+    Trajectories tr = trajectories_from_settings(ctx, *fp);
     const auto dev = ctx.run.device;
     CalibSet calib = random_pairs_calibration(tr, s.at("cali_pairs"), s.at("seed").get<uint64_t>());
     calib.x = calib.x.to(dev);
     calib.t = calib.t.to(dev);
     std::vector<bool> ignore;
     QuantPlan pl = plan(ctx, &ignore);
-    auto model = std::make_unique<PtqdModel>(ctx.unet, pl, ctx.run);
+    auto model = std::make_unique<PtqdModel>(ctx.model, pl, ctx.run);
     QuantizedUNet& q = model->qunet();
     auto& report = model->mutable_report();
     report["calibration_samples"] = calib.size();
@@ -163,7 +163,7 @@ class PtqdMethod : public QuantMethod {
       q.forward(calib.x.slice(0, 0, n), calib.t.slice(0, 0, n));
     }
     std::set<std::string> skip;
-    auto handles = layer_handles(*ctx.unet);
+    auto handles = layer_handles(ctx.model->network());
     for (size_t i = 0; i < handles.size(); ++i)
       if (ignore[i]) skip.insert(handles[i].name);
     ReconOptions ro;
@@ -207,11 +207,11 @@ class PtqdMethod : public QuantMethod {
       report["activation_reconstruction"] = arec;
     }
     q.set_quant_state(true, ctx.bits.act_quantized());
-    for (auto& p : ctx.unet->parameters()) p.set_requires_grad(false);
+    for (auto& p : ctx.model->network().parameters()) p.set_requires_grad(false);
 
     // Quantization-noise correction on the FP trajectory (one entry per distinct timestep).
     torch::NoGradGuard no_grad;
-    EpsModel q_eps = model->UNetQuantizedModel::eps(), f_eps = make_unet_eps(fp, ctx.run);
+    EpsModel q_eps = model->UNetQuantizedModel::eps(), f_eps = fp->eps(ctx.run);
     std::vector<int64_t> ts;
     std::vector<double> ks, sig;
     std::vector<torch::Tensor> biases;
@@ -248,7 +248,7 @@ class PtqdMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>& state) const override {
     check_bits(ctx.bits);
-    auto model = std::make_unique<PtqdModel>(ctx.unet, plan(ctx), ctx.run);
+    auto model = std::make_unique<PtqdModel>(ctx.model, plan(ctx), ctx.run);
     std::map<std::string, torch::Tensor> quantizers;
     for (const auto& [k, v] : state)
       if (k.rfind("ptqd.", 0) != 0) quantizers[k] = v;

@@ -74,21 +74,22 @@ class QDiffusionMethod : public QuantMethod {
       q.leaf_param = true;
       a = q;
     }
-    QuantPlan p = qdiffusion_plan(ctx.unet, w, a, s.at("sm_abit").get<int>(), s.at("split").get<bool>());
-    apply_first_last(p, ctx.unet, s.at("first_last").get<std::string>());
+    QuantPlan p =
+        qdiffusion_plan(ctx.model->network(), w, a, s.at("sm_abit").get<int>(), s.at("split").get<bool>());
+    apply_first_last(p, ctx.model->network(), s.at("first_last").get<std::string>());
     return p;
   }
 
   std::unique_ptr<QuantizedModel> calibrate(QuantContext& ctx) const override {
     check_bits(ctx.bits);
     const auto& s = ctx.settings;
-    DdimUNet fp = copy_unet(ctx.unet);
-    Trajectories tr = trajectories_from_settings(ctx, fp);
+    std::shared_ptr<DiffusionModel> fp = ctx.model->clone();
+    Trajectories tr = trajectories_from_settings(ctx, *fp);
     CalibSet calib = qdiffusion_calibration(tr, s.at("cali_n"), s.at("cali_st"));
     const auto dev = ctx.run.device;
     calib.x = calib.x.to(dev);
     calib.t = calib.t.to(dev);
-    auto model = std::make_unique<UNetQuantizedModel>(ctx.unet, plan(ctx), ctx.run);
+    auto model = std::make_unique<UNetQuantizedModel>(ctx.model, plan(ctx), ctx.run);
     QuantizedUNet& q = model->qunet();
     auto& report = model->mutable_report();
     report["calibration_samples"] = calib.size();
@@ -163,14 +164,14 @@ class QDiffusionMethod : public QuantMethod {
       report["activation_reconstruction"] = arec;
     }
     q.set_quant_state(true, ctx.bits.act_quantized());
-    for (auto& p : ctx.unet->parameters()) p.set_requires_grad(false);
+    for (auto& p : ctx.model->network().parameters()) p.set_requires_grad(false);
     return model;
   }
 
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>& state) const override {
     check_bits(ctx.bits);
-    auto model = std::make_unique<UNetQuantizedModel>(ctx.unet, plan(ctx), ctx.run);
+    auto model = std::make_unique<UNetQuantizedModel>(ctx.model, plan(ctx), ctx.run);
     model->restore(state, "q-diffusion calibration");
     model->qunet().set_quant_state(true, ctx.bits.act_quantized());
     return model;

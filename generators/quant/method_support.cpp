@@ -16,7 +16,7 @@ void add_trajectory_settings(nlohmann::ordered_json& s, int64_t images, int64_t 
   s["seed"] = seed;
 }
 
-Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp) {
+Trajectories trajectories_from_settings(QuantContext& ctx, DiffusionModel& fp) {
   const auto& s = ctx.settings;
   SamplerSpec spec;
   spec.sampler = "ddim";
@@ -26,17 +26,15 @@ Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp) {
   auto noise = make_noise_source("per-image", s.at("seed").get<uint64_t>());
   const int64_t n = s.at("traj_images").get<int64_t>();
   ctx.log(fmt::format("calibration trajectories: {} images, {}", n, describe(spec)));
-  const int64_t res = ctx.config.unet.resolution;
-  return record_trajectories(make_unet_eps(fp, ctx.run), ctx.schedule, spec, *noise, n,
-                             s.at("traj_batch").get<int64_t>(), {ctx.config.unet.in_channels, res, res},
-                             ctx.run.device);
+  return record_trajectories(fp.eps(ctx.run), ctx.schedule, spec, *noise, n,
+                             s.at("traj_batch").get<int64_t>(), fp.sample_shape(), ctx.run.device);
 }
 
-void apply_first_last(QuantPlan& plan, const DdimUNet& unet, const std::string& mode) {
+void apply_first_last(QuantPlan& plan, const torch::nn::Module& network, const std::string& mode) {
   DMEVAL_CHECK(mode == "same" || mode == "8" || mode == "fp", "first_last = '{}' must be same, 8 or fp",
                mode);
   if (mode == "same") return;
-  const auto layers = list_layers(*unet);
+  const auto layers = list_layers(network);
   for (size_t i = 0; i < layers.size(); ++i) {
     if (layers[i].role != LayerRole::kFirstConv && layers[i].role != LayerRole::kLastConv) continue;
     LayerQuantSpec& l = plan.layers[i];
@@ -50,12 +48,13 @@ void apply_first_last(QuantPlan& plan, const DdimUNet& unet, const std::string& 
   }
 }
 
-UNetQuantizedModel::UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run)
-    : QuantizedModel(run), unet_(std::move(unet)) {
-  auto handles = layer_handles(*unet_);
+UNetQuantizedModel::UNetQuantizedModel(std::shared_ptr<DiffusionModel> model, QuantPlan plan,
+                                       UNetRunOptions run)
+    : QuantizedModel(run), model_(std::move(model)) {
+  auto handles = layer_handles(model_->network());
   for (size_t i = 0; i < handles.size(); ++i)
     bits_[handles[i].name] = plan.layers[i].weight ? plan.layers[i].weight->bits : 32.0;
-  qunet_ = std::make_unique<QuantizedUNet>(unet_, std::move(plan));
+  qunet_ = std::make_unique<QuantizedUNet>(model_, std::move(plan));
 }
 
 double UNetQuantizedModel::weight_bits(const LayerInfo& layer) const {
@@ -74,12 +73,12 @@ double UNetQuantizedModel::scale_bytes() const {
 
 void UNetQuantizedModel::build_structure() {
   torch::NoGradGuard no_grad;
-  const auto& c = unet_->config();
-  const auto device = unet_->parameters().front().device();
+  std::vector<int64_t> shape = model_->sample_shape();
+  shape.insert(shape.begin(), 1);
+  const auto device = model_->network().parameters().front().device();
   qunet_->set_quant_state(false, false);
-  qunet_->forward(
-      torch::zeros({1, c.in_channels, c.resolution, c.resolution}, torch::TensorOptions().device(device)),
-      torch::zeros({1}, torch::TensorOptions().device(device)));
+  qunet_->forward(torch::zeros(shape, torch::TensorOptions().device(device)),
+                  torch::zeros({1}, torch::TensorOptions().device(device)));
 }
 
 void UNetQuantizedModel::restore(const std::map<std::string, torch::Tensor>& state,

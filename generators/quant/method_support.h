@@ -15,16 +15,17 @@ namespace dmeval {
 // evaluation seed so that calibration and evaluation images differ).
 void add_trajectory_settings(nlohmann::ordered_json& s, int64_t images, int64_t steps,
                              const std::string& skip, double eta, int64_t seed);
-Trajectories trajectories_from_settings(QuantContext& ctx, const DdimUNet& fp);
+// `fp`: the full-precision model (a clone made before quantizers are attached).
+Trajectories trajectories_from_settings(QuantContext& ctx, DiffusionModel& fp);
 
 // Per-layer override of the first and last convolution: "same" (as every layer), "8" (weights and
 // inputs at 8 bits) or "fp" (left in float32). Throws for other values.
-void apply_first_last(QuantPlan& plan, const DdimUNet& unet, const std::string& mode);
+void apply_first_last(QuantPlan& plan, const torch::nn::Module& network, const std::string& mode);
 
 class UNetQuantizedModel : public QuantizedModel {
  public:
-  UNetQuantizedModel(DdimUNet unet, QuantPlan plan, UNetRunOptions run);
-  EpsModel eps() override { return make_unet_eps(unet_, run_); }
+  UNetQuantizedModel(std::shared_ptr<DiffusionModel> model, QuantPlan plan, UNetRunOptions run);
+  EpsModel eps(const Conditioning& c = {}) override { return model_->eps(run_, c); }
   std::vector<std::pair<std::string, torch::Tensor>> state() override { return qunet_->quantizer_state(); }
   double weight_bits(const LayerInfo& layer) const override;
   double scale_bytes() const override;  // every quantizer's Δ and z in float32
@@ -35,7 +36,7 @@ class UNetQuantizedModel : public QuantizedModel {
   void restore(const std::map<std::string, torch::Tensor>& state, const std::string& source);
 
  private:
-  DdimUNet unet_;
+  std::shared_ptr<DiffusionModel> model_;
   std::unique_ptr<QuantizedUNet> qunet_;
   std::map<std::string, double> bits_;
 };

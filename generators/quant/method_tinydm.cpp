@@ -62,14 +62,14 @@ double entropy_of(const torch::Tensor& p) {  // cal_entropy for reports
 
 class TinyDMModel : public QuantizedModel {
  public:
-  TinyDMModel(DdimUNet unet, BitWidths bits, std::vector<int64_t> timesteps, TinyDMOptions o,
-              UNetRunOptions run)
+  TinyDMModel(std::shared_ptr<DiffusionModel> model, BitWidths bits, std::vector<int64_t> timesteps,
+              TinyDMOptions o, UNetRunOptions run)
       : QuantizedModel(run),
-        unet_(std::move(unet)),
+        model_(std::move(model)),
         timesteps_(std::move(timesteps)),
         step_(std::make_shared<int64_t>(0)) {
     const int64_t S = static_cast<int64_t>(timesteps_.size());
-    for (LayerHandle& h : layer_handles(*unet_)) {
+    for (LayerHandle& h : layer_handles(model_->network())) {
       const bool resblock = h.role() == LayerRole::kResblockConv;
       const bool attn = o.attention && h.role() == LayerRole::kAttention1x1;
       if (!resblock && !attn) continue;
@@ -84,14 +84,14 @@ class TinyDMModel : public QuantizedModel {
     }
   }
   ~TinyDMModel() override {
-    for (LayerHandle& h : layer_handles(*unet_))
+    for (LayerHandle& h : layer_handles(model_->network()))
       if (bits_.count(h.name)) h.quantizer().reset();
   }
 
   int64_t steps() const { return static_cast<int64_t>(timesteps_.size()); }
   const std::vector<int64_t>& timesteps() const { return timesteps_; }
   std::vector<std::pair<std::string, std::shared_ptr<TinyDMLayer>>>& layers() { return layers_; }
-  DdimUNet& unet() { return unet_; }
+  DiffusionModel& model() { return *model_; }
   void set_step(int64_t k) { *step_ = k; }
   void set_calibrating(bool on, bool search) {
     for (auto& [n, l] : layers_) {
@@ -100,8 +100,8 @@ class TinyDMModel : public QuantizedModel {
     }
   }
 
-  EpsModel eps() override {
-    EpsModel base = make_unet_eps(unet_, run_);
+  EpsModel eps(const Conditioning& c = {}) override {
+    EpsModel base = model_->eps(run_, c);
     auto step = step_;
     auto ts = timesteps_;
     return [base, step, ts](const torch::Tensor& x, const torch::Tensor& t, int64_t k) {
@@ -181,7 +181,7 @@ class TinyDMModel : public QuantizedModel {
   torch::Tensor sample_count;
 
  private:
-  DdimUNet unet_;
+  std::shared_ptr<DiffusionModel> model_;
   std::vector<int64_t> timesteps_;
   std::shared_ptr<int64_t> step_;
   std::vector<std::pair<std::string, std::shared_ptr<TinyDMLayer>>> layers_;
@@ -246,10 +246,10 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
                window, S - 1, window, S);
   DMEVAL_CHECK(s.at("traj_eta").get<double>() >= 0, "traj_eta must be non-negative");
   const std::string skip = s.at("traj_skip");
-  DdimUNet fp = copy_unet(ctx.unet);
-  fp->eval();
-  for (auto& p : ctx.unet->parameters()) p.set_requires_grad(false);
-  auto model = std::make_unique<TinyDMModel>(ctx.unet, ctx.bits, ts, tinydm_options(s, attention), ctx.run);
+  std::shared_ptr<DiffusionModel> fp = ctx.model->clone();
+  fp->network().eval();
+  for (auto& p : ctx.model->network().parameters()) p.set_requires_grad(false);
+  auto model = std::make_unique<TinyDMModel>(ctx.model, ctx.bits, ts, tinydm_options(s, attention), ctx.run);
   auto& report = model->mutable_report();
   const int64_t rounds = s.at("rounds"), n = s.at("calib_batch");
   DMEVAL_CHECK(rounds >= 0 && n >= 1, "rounds {} / calib_batch {}", rounds, n);
@@ -271,8 +271,8 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
   spec.steps = S;
   spec.eta = s.at("traj_eta").get<double>();
   const auto dev = ctx.run.device;
-  const int64_t res = ctx.config.unet.resolution, ch = ctx.config.unet.in_channels;
-  EpsModel fp_eps = make_unet_eps(fp, ctx.run);
+  const std::vector<int64_t> shape = ctx.model->sample_shape();
+  EpsModel fp_eps = fp->eps(ctx.run);
   const double lr = s.at("lr"), wd = s.at("weight_decay"), sw = s.at("sample_weight"),
                dlw = s.at("diff_loss_weight");
   const bool unit_range = s.at("calib_image_unit_range"), from_input = s.at("update_from_input");
@@ -285,7 +285,7 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
     const int64_t pick = tinydm_select_step(scores, window);
     {
       torch::NoGradGuard no_grad;
-      torch::Tensor x_T = noise.initial(0, n, {ch, res, res}).to(dev);
+      torch::Tensor x_T = noise.initial(0, n, shape).to(dev);
       std::vector<torch::Tensor> xs = {x_T};
       StepObserver obs = [&](const StepRecord& rec) { xs.push_back(rec.x_next); };
       run_sampler(spec, ctx.schedule, fp_eps, x_T, noise, 0, &obs);
@@ -318,12 +318,12 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
                     at_next = compute_alpha(
                         ctx.schedule,
                         torch::full({n}, t_next, torch::TensorOptions().dtype(torch::kLong).device(dev)));
-      torch::Tensor e = noise.draw(n, {ch, res, res}).to(dev);
+      torch::Tensor e = noise.draw(n, shape).to(dev);
       if (trace) trace->loss_noise.push_back(e.cpu());
       // noise_estimation_loss: a = (1-b).cumprod()[t] (= compute_alpha's value)
       torch::Tensor x_in = x * at.sqrt() + e * (1.0 - at).sqrt();
       model->set_step(k);
-      torch::Tensor eps = model->unet()->forward(x_in, tv);
+      torch::Tensor eps = model->model().forward(x_in, tv);
       torch::Tensor loss = (e - eps).square().sum({1, 2, 3}).mean(0);
       mse_per_step.push_back(loss.item<double>());
       torch::Tensor ent;
@@ -341,7 +341,7 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
         torch::Tensor base = from_input ? x_in : x;
         torch::Tensor ed = eps.detach();
         torch::Tensor x0 = (base - ed * (1 - at).sqrt()) / at.sqrt();
-        torch::Tensor z = noise.draw(n, {ch, res, res}).to(dev);
+        torch::Tensor z = noise.draw(n, shape).to(dev);
         torch::Tensor c1 = spec.eta * ((1 - at / at_next) * (1 - at_next) / (1 - at)).sqrt();
         torch::Tensor c2 = ((1 - at_next) - c1.pow(2)).sqrt();
         x = at_next.sqrt() * x0 + c1 * z + c2 * ed;
@@ -441,7 +441,7 @@ class TinyDMMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>& state) const override {
     check_bits(ctx.bits);
-    auto model = std::make_unique<TinyDMModel>(ctx.unet, ctx.bits,
+    auto model = std::make_unique<TinyDMModel>(ctx.model, ctx.bits,
                                                step_timesteps(ctx.settings, ctx.schedule.num_timesteps),
                                                tinydm_options(ctx.settings, attention_), ctx.run);
     model->restore(state);
@@ -456,19 +456,19 @@ class TinyDMMethod : public QuantMethod {
 
 }  // namespace
 
-std::vector<std::string> tinydm_layer_names(const DdimUNet& unet, bool attention) {
+std::vector<std::string> tinydm_layer_names(const torch::nn::Module& network, bool attention) {
   std::vector<std::string> names;
-  for (const LayerInfo& l : list_layers(*unet))
+  for (const LayerInfo& l : list_layers(network))
     if (l.role == LayerRole::kResblockConv || (attention && l.role == LayerRole::kAttention1x1))
       names.push_back(l.name);
   return names;
 }
 
-TinyDMSize tinydm_size(const DdimUNet& unet, int64_t steps, int weight_bits, bool attention) {
+TinyDMSize tinydm_size(const torch::nn::Module& network, int64_t steps, int weight_bits, bool attention) {
   TinyDMSize z;
   int64_t all = 0;
-  for (const auto& p : unet->parameters()) all += p.numel();
-  for (const LayerInfo& l : list_layers(*unet)) {
+  for (const auto& p : network.parameters()) all += p.numel();
+  for (const LayerInfo& l : list_layers(network)) {
     const bool attn = attention && l.role == LayerRole::kAttention1x1;
     if (l.role != LayerRole::kResblockConv && !attn) continue;
     int64_t numel = 1;

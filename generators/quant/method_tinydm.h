@@ -33,7 +33,7 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
 
 // Names of the layers TinyDM quantizes in a UNet (module order): the ResnetBlock 3x3 convolutions,
 // plus the attention 1x1 convolutions with `attention`.
-std::vector<std::string> tinydm_layer_names(const DdimUNet& unet, bool attention);
+std::vector<std::string> tinydm_layer_names(const torch::nn::Module& network, bool attention);
 
 // Model size under the conventions of spec D8 (bytes): the quantized weights at their bits, every
 // other parameter float32, the weight ranges (min, max per output channel), the frozen activation
@@ -48,6 +48,6 @@ struct TinyDMSize {
     return quantized_weight_bytes + unquantized_fp32_bytes + weight_range_bytes;
   }
 };
-TinyDMSize tinydm_size(const DdimUNet& unet, int64_t steps, int weight_bits, bool attention);
+TinyDMSize tinydm_size(const torch::nn::Module& network, int64_t steps, int weight_bits, bool attention);
 
 }  // namespace dmeval

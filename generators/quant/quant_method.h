@@ -1,5 +1,5 @@
 // Quantization methods by name (Faiss-style registry): each method knows which bit widths it supports,
-// its calibration settings with the defaults of its authors' scripts, how to calibrate a UNet from
+// its calibration settings with the defaults of its authors' scripts, how to calibrate a model from
 // the full-precision model's own trajectories, and how to restore a saved calibration. A calibrated
 // model is an EpsModel for the samplers plus the tensors that describe it (saved with provenance in a
 // calibration file, calibration_file.h).
@@ -14,8 +14,7 @@
 #include <vector>
 
 #include "generators/beta_schedule.h"
-#include "generators/ddim/ddim_model.h"
-#include "generators/ddim/unet_config.h"
+#include "generators/diffusion_model.h"
 #include "generators/model_cost.h"
 #include "generators/samplers.h"
 #include "generators/training_loop.h"
@@ -34,11 +33,9 @@ struct BitWidths {
 BitWidths parse_bits(const std::string& spec);
 
 struct QuantContext {
-  std::shared_ptr<DiffusionModel> model;  // the model being quantized (any family)
-  // Its ddim-family network, which the methods attach their quantizers to (the methods work on the
-  // ddim family today; prepare_quantized refuses another family naming the method).
-  DdimUNet unet{nullptr};
-  ModelConfig config;
+  // The model being quantized (any family): the methods attach their quantizers to its network and
+  // attention hooks, clone it for FP references and sample its own trajectories for calibration.
+  std::shared_ptr<DiffusionModel> model;
   DiffusionSchedule schedule;
   std::string model_id;  // weights SHA-256 (or random:<seed>)
   BitWidths bits;
@@ -56,8 +53,9 @@ class QuantizedModel {
   // batch being timed; sampling keeps the fixed evaluation micro-batch).
   void set_run_options(const UNetRunOptions& run) { run_ = run; }
   const UNetRunOptions& run_options() const { return run_; }
-  // The sampler's view of the quantized network (with the method's corrections, e.g. PTQD's).
-  virtual EpsModel eps() = 0;
+  // The sampler's view of the quantized network (with the method's corrections, e.g. PTQD's) for a
+  // batch with conditioning `c` (none for unconditional models).
+  virtual EpsModel eps(const Conditioning& c = {}) = 0;
   // Everything that defines the calibration (quantizer parameters, method state), by name.
   virtual std::vector<std::pair<std::string, torch::Tensor>> state() = 0;
   // Weight bits of each Conv2d/Linear (32 = float) for the size accounting.

@@ -64,10 +64,10 @@ QuantAttention::QuantAttention(const UniformQuantizerSpec& act, int sm_abit) {
   act_w = std::make_unique<UniformQuantizer>(w);
 }
 
-QuantPlan qdiffusion_plan(const DdimUNet& unet, const UniformQuantizerSpec& weight,
+QuantPlan qdiffusion_plan(const torch::nn::Module& network, const UniformQuantizerSpec& weight,
                           const std::optional<UniformQuantizerSpec>& act, int sm_abit, bool split_shortcut) {
   QuantPlan p;
-  for (size_t i = 0; i < list_layers(*unet).size(); ++i)
+  for (size_t i = 0; i < list_layers(network).size(); ++i)
     p.layers.push_back({weight, act, ActPosition::kInput, false});
   p.attention = act;
   p.sm_abit = sm_abit;
@@ -75,8 +75,10 @@ QuantPlan qdiffusion_plan(const DdimUNet& unet, const UniformQuantizerSpec& weig
   return p;
 }
 
-QuantizedUNet::QuantizedUNet(DdimUNet unet, QuantPlan plan) : unet_(std::move(unet)), plan_(std::move(plan)) {
-  auto handles = layer_handles(*unet_);
+QuantizedUNet::QuantizedUNet(std::shared_ptr<DiffusionModel> model, QuantPlan plan)
+    : model_(std::move(model)), plan_(std::move(plan)) {
+  DMEVAL_CHECK(model_, "QuantizedUNet: no model");
+  auto handles = layer_handles(model_->network());
   DMEVAL_CHECK(plan_.layers.size() == handles.size(), "quantization plan for {} layers, the model has {}",
                plan_.layers.size(), handles.size());
   for (size_t i = 0; i < handles.size(); ++i) {
@@ -87,18 +89,18 @@ QuantizedUNet::QuantizedUNet(DdimUNet unet, QuantPlan plan) : unet_(std::move(un
     layers_.emplace_back(h.name, q);
   }
   if (plan_.attention)
-    for (auto& [name, block] : unet_->attention_blocks()) {
+    for (AttentionHook& hook : model_->attention_hooks()) {
       auto q = std::make_shared<QuantAttention>(*plan_.attention, plan_.sm_abit);
-      block->quantizer = q;
-      attention_.emplace_back(name, q);
+      *hook.quantizer = q;
+      attention_.emplace_back(hook.name, q);
     }
-  unet_->set_split_shortcut(plan_.split_shortcut);
+  model_->set_split_shortcut(plan_.split_shortcut);
 }
 
 QuantizedUNet::~QuantizedUNet() {
-  for (LayerHandle& h : layer_handles(*unet_)) h.quantizer().reset();
-  for (auto& [name, block] : unet_->attention_blocks()) block->quantizer.reset();
-  unet_->set_split_shortcut(false);
+  for (LayerHandle& h : layer_handles(model_->network())) h.quantizer().reset();
+  for (AttentionHook& hook : model_->attention_hooks()) hook.quantizer->reset();
+  model_->set_split_shortcut(false);
 }
 
 void QuantizedUNet::set_quant_state(bool weight, bool act) {
@@ -118,7 +120,7 @@ void QuantizedUNet::set_running_stat(bool on) {
 
 void QuantizedUNet::convert_adaround() {
   std::map<std::string, const torch::Tensor*> weights;
-  auto handles = layer_handles(*unet_);
+  auto handles = layer_handles(model_->network());
   for (size_t i = 0; i < handles.size(); ++i) {
     QuantLayer& q = *layers_[i].second;
     const torch::Tensor& w = handles[i].weight();
@@ -202,7 +204,7 @@ std::vector<std::pair<std::string, torch::Tensor>> QuantizedUNet::state_dict() {
       add_uniform(name, w.uniform.get());
     }
   };
-  for (const auto& p : unet_->named_parameters(true)) {
+  for (const auto& p : model_->network().named_parameters(true)) {
     out.emplace_back("model." + p.key(), p.value().detach());
     const std::string& key = p.key();
     if (key.size() < 5 || key.compare(key.size() - 5, 5, ".bias") != 0) continue;
@@ -282,7 +284,7 @@ void QuantizedUNet::load_state_dict(const std::map<std::string, torch::Tensor>& 
       source, missing.size(), head(missing), unexpected.size(), head(unexpected));
   torch::NoGradGuard no_grad;
   // UNet parameters, then quantizer parameters by name.
-  for (auto& p : unet_->named_parameters(true)) p.value().copy_(dict.at("model." + p.key()));
+  for (auto& p : model_->network().named_parameters(true)) p.value().copy_(dict.at("model." + p.key()));
   auto get = [&](const std::string& k) { return dict.at("model." + k).to(torch::kFloat32).clone(); };
   for (Named& n : quantizers()) {
     if (n.adaround) {
@@ -306,7 +308,8 @@ std::vector<std::pair<std::string, torch::Tensor>> QuantizedUNet::quantizer_stat
 void QuantizedUNet::load_quantizer_state(const std::map<std::string, torch::Tensor>& state,
                                          const std::string& source) {
   std::map<std::string, torch::Tensor> dict;
-  for (const auto& p : unet_->named_parameters(true)) dict["model." + p.key()] = p.value().detach().clone();
+  for (const auto& p : model_->network().named_parameters(true))
+    dict["model." + p.key()] = p.value().detach().clone();
   for (const auto& [k, v] : state) dict["model." + k] = v;
   load_state_dict(dict, source);
 }

@@ -1,9 +1,10 @@
-// A fake-quantized ddim UNet: quantizers attached to the UNet's layer and attention hooks according
-// to a plan (one entry per Conv2d/Linear), the structure every PTQ method here shares. Each layer can
+// A fake-quantized diffusion network (any family's DiffusionModel): quantizers attached to its layer
+// and attention hooks according to a plan (one entry per Conv2d/Linear), the structure every PTQ
+// method here shares. Each layer can
 // quantize its weight (per-channel or per-tensor; uniform, later AdaRound) and its input (q-diffusion,
 // PTQD, TinyDM) or its output (QDrop/PTQ4DM); q-diffusion's split shortcut gives the decoder's 1x1
-// shortcuts separate quantizers for the two halves of their concatenated input; attention blocks can
-// quantize q, k, v and the softmax before the matrix products (QuantAttnBlock).
+// shortcuts (DiffusionModel::set_split_shortcut) separate quantizers for the two halves of their concatenated
+// input; attention blocks can quantize q, k, v and the softmax before the matrix products (QuantAttnBlock).
 //
 // Quantizer names follow q-diffusion's checkpoints: `<layer>.weight_quantizer[_0]`,
 // `<layer>.act_quantizer[_0]`, `<attn>.act_quantizer_{q,k,v,w}`; state_dict() writes q-diffusion's
@@ -17,7 +18,7 @@
 #include <vector>
 
 #include "core/npy.h"
-#include "generators/ddim/ddim_unet.h"
+#include "generators/diffusion_model.h"
 #include "generators/quant/adaround.h"
 #include "generators/quant/uniform_quantizer.h"
 
@@ -77,13 +78,15 @@ class QuantAttention : public AttentionQuantizer {
 
 class QuantizedUNet {
  public:
-  // Attaches quantizers to `unet` (shared with the caller) as `plan` says.
-  QuantizedUNet(DdimUNet unet, QuantPlan plan);
+  // Attaches quantizers to `model`'s network (shared with the caller) as `plan` says.
+  QuantizedUNet(std::shared_ptr<DiffusionModel> model, QuantPlan plan);
   ~QuantizedUNet();  // detaches them again
   QuantizedUNet(const QuantizedUNet&) = delete;
   QuantizedUNet& operator=(const QuantizedUNet&) = delete;
 
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t) { return unet_->forward(x, t); }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c = {}) {
+    return model_->forward(x, t, c);
+  }
   void set_quant_state(bool weight, bool act);
   void set_running_stat(bool on);
   // q-diffusion's convert_adaround: every weight quantizer (and its split twin) becomes AdaRound,
@@ -102,7 +105,7 @@ class QuantizedUNet {
   // Δ/z (and AdaRound α, or its rounding bits) from arrays named `<quantizer>.delta` etc.
   void load_params(const NpzReader& z, bool round_up_as_alpha = true);
 
-  // q-diffusion's `qnn.state_dict()` layout: "model." + every UNet tensor in module order, each
+  // q-diffusion's `qnn.state_dict()` layout: "model." + every network tensor in module order, each
   // quantized layer's quantizers after its bias (AdaRound: alpha, zero_point, delta; uniform: delta,
   // zero_point), attention quantizers after the block's proj_out.
   std::vector<std::pair<std::string, torch::Tensor>> state_dict();
@@ -117,12 +120,13 @@ class QuantizedUNet {
   void load_quantizer_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
 
   const QuantPlan& plan() const { return plan_; }
-  DdimUNet& unet() { return unet_; }
+  DiffusionModel& model() { return *model_; }
+  torch::nn::Module& network() { return model_->network(); }
   std::vector<std::pair<std::string, std::shared_ptr<QuantLayer>>>& layers() { return layers_; }
   std::vector<std::pair<std::string, std::shared_ptr<QuantAttention>>>& attention() { return attention_; }
 
  private:
-  DdimUNet unet_;
+  std::shared_ptr<DiffusionModel> model_;
   QuantPlan plan_;
   std::vector<std::pair<std::string, std::shared_ptr<QuantLayer>>> layers_;
   std::vector<std::pair<std::string, std::shared_ptr<QuantAttention>>> attention_;
@@ -130,7 +134,7 @@ class QuantizedUNet {
 
 // q-diffusion's plan: every layer quantizes its input and weight with the same specs; attention
 // matmuls quantized when activations are.
-QuantPlan qdiffusion_plan(const DdimUNet& unet, const UniformQuantizerSpec& weight,
+QuantPlan qdiffusion_plan(const torch::nn::Module& network, const UniformQuantizerSpec& weight,
                           const std::optional<UniformQuantizerSpec>& act, int sm_abit, bool split_shortcut);
 
 }  // namespace dmeval

@@ -107,7 +107,7 @@ std::vector<ReconUnit> reconstruction_units(QuantizedUNet& model) {
   std::map<std::string, std::pair<std::string, QuantLayer*>> layer_of;
   for (auto& [n, q] : model.layers()) layer_of[n] = {n, q.get()};
   std::vector<ReconUnit> out;
-  collect(*model.unet(), "", model, layer_of, out);
+  collect(model.network(), "", model, layer_of, out);
   return out;
 }
 
@@ -118,7 +118,7 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
   DMEVAL_CHECK(calib.size() >= 1, "no calibration data");
   DMEVAL_CHECK(torch::isfinite(calib.x).all().item<bool>(), "the calibration data for {} holds NaN or Inf",
                unit.name);
-  for (auto& p : model.unet()->parameters()) p.set_requires_grad(false);
+  for (auto& p : model.network().parameters()) p.set_requires_grad(false);
 
   // 1. Cache the unit's inputs and full-precision outputs.
   std::vector<TensorCache> in_cache;
@@ -184,7 +184,7 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
       };
       // the layer's float weight, found through the model's layer handles
       torch::Tensor weight;
-      for (auto& h : layer_handles(*model.unet()))
+      for (auto& h : layer_handles(model.network()))
         if (h.name == n) weight = h.weight();
       if (q->split != 0) {
         convert(q->weight, weight.slice(1, 0, q->split), true);

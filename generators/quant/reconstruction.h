@@ -4,6 +4,10 @@
 // calibration set (inputs from the quantized network when `asym`), then either the AdaRound logits
 // of its weights are optimised (Adam, rounding regulariser with temperature decay, hard rounding
 // afterwards) or its activation steps Δ are learned (Adam with cosine annealing).
+//
+// The block units are the ddim family's ResnetBlock and AttnBlock; in a network of another family
+// every quantized layer is a unit of its own until that family's blocks are added here (LDM's
+// ResBlock and BasicTransformerBlock come with the LDM family).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -11,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "generators/ddim/ddim_unet.h"
 #include "generators/quant/calibration_data.h"
 #include "generators/quant/quantized_unet.h"
 

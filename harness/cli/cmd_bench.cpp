@@ -93,8 +93,9 @@ void add_bench_command(CLI::App& app) {
       UNetRunOptions one;
       one.device = device;
       one.micro_batch = 1;
-      g.float_model->eps(one)(torch::zeros({1, ch, h, w}).to(device),
-                              torch::full({1}, 500.0f, torch::dtype(torch::kFloat32).device(device)), 0);
+      g.float_model->eps(one, g.conditioning_for(0, 1))(
+          torch::zeros({1, ch, h, w}).to(device),
+          torch::full({1}, 500.0f, torch::dtype(torch::kFloat32).device(device)), 0);
     });
     const RuntimeInfo rt = runtime_info();
 
@@ -122,7 +123,7 @@ void add_bench_command(CLI::App& app) {
       ro.device = device;
       ro.micro_batch = b;  // the network at exactly this batch
       ro.channels_last = o->channels_last;
-      EpsModel eps = m.model->eps(ro);
+      EpsModel eps = m.model->eps(ro, g.conditioning_for(0, b));
       torch::Tensor x = torch::randn({b, ch, h, w}).to(device);
       torch::Tensor t = torch::full({b}, 500.0f, torch::dtype(torch::kFloat32).device(device));
       TimingStats step = time_repeated([&] { eps(x, t, 0); }, o->warmup, o->repeats, device);
@@ -139,6 +140,11 @@ void add_bench_command(CLI::App& app) {
         DiffusionImageProducer producer(eps, schedule, o->sampler, make_noise_source("per-image", o->seed),
                                         {ch, h, w}, device, false,
                                         quant ? quant->model->quant_noise_std() : QuantNoiseStd{});
+        if (g.conditioning && !g.conditioning->empty())
+          producer.set_conditioning(g.conditioning, [&m, ro, s = g.guidance](Conditioning c) {
+            c.guidance = s;
+            return m.model->eps(ro, c);
+          });
         TimingStats e2e =
             time_repeated([&] { producer.produce(0, b); }, o->warmup > 0 ? 1 : 0, o->e2e_repeats, device);
         const double per_image = e2e.median_ms / static_cast<double>(b);

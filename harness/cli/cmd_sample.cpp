@@ -1,4 +1,4 @@
-// `dmeval sample`: mass sampling of N images from a ddim UNet with the DDIM or DDPM sampler,
+// `dmeval sample`: mass sampling of N images from a diffusion model with the DDIM or DDPM sampler,
 // deterministic per image, chunked and resumable, shardable across processes, into a PNG folder or
 // an ADM-style .npz batch (and optionally the float samples as .npy).
 #include <fmt/format.h>
@@ -36,8 +36,8 @@ void add_sample_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   o->samples = 50000;
   o->chunk = 1024;
-  auto* cmd =
-      app.add_subcommand("sample", "sample N images from a ddim UNet (DDIM/DDPM), resumable and shardable");
+  auto* cmd = app.add_subcommand(
+      "sample", "sample N images from a diffusion model (DDIM/DDPM), resumable and shardable");
   generation_option_table().bind(cmd, *o);
   // The name of earlier versions, kept so that scripts keep working (hidden from --help).
   cmd->add_option("--n", o->samples, "same as --samples")->group("");
@@ -111,6 +111,7 @@ void add_sample_command(CLI::App& app) {
     id["n"] = o->samples;  // the identity's key of earlier versions (resumes keep working)
     id["seed"] = o->seed;
     id["noise"] = producer.noise().describe();
+    g.add_identity(id);
     if (!init_sha.empty()) id["init_noise_sha256"] = init_sha;
     id["micro_batch"] = o->micro_batch;
     if (producer.sequential()) id["batch"] = o->batch;  // the stream's layout depends on it

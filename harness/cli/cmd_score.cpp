@@ -9,10 +9,7 @@
 #include "harness/cli/commands.h"
 #include "harness/cli/db_cli.h"
 #include "harness/cli/inception_cli.h"
-#include "metrics/bootstrap.h"
-#include "metrics/inception_score.h"
-#include "metrics/kid.h"
-#include "metrics/precision_recall.h"
+#include "metrics/fid_suite.h"
 
 namespace dmeval::cli {
 
@@ -74,11 +71,13 @@ void add_score_command(CLI::App& app) {
     constexpr int64_t kKeepFeaturesUpTo = 4096;
     const bool keep_small = ref_source && !ref_stored_stats && gen_source->size() <= kKeepFeaturesUpTo &&
                             ref_source->size() <= kKeepFeaturesUpTo;
+    const bool keep_pool =
+        need_pool3 || (keep_small && want.count("fid")) || (o->bootstrap > 1 && want.count("fid"));
+    const bool keep_spatial = keep_small && want.count("sfid");
     auto make_sink = [&](bool logits) {
       std::vector<std::string> keep;
-      if (need_pool3 || (keep_small && want.count("fid")) || (o->bootstrap > 1 && want.count("fid")))
-        keep.push_back("pool3");
-      if (keep_small && want.count("sfid")) keep.push_back("spatial");
+      if (keep_pool) keep.push_back("pool3");
+      if (keep_spatial) keep.push_back("spatial");
       if (logits) keep.push_back("logits-unbiased");
       std::vector<std::string> moment_taps;
       if (want.count("fid")) moment_taps.push_back("pool3");
@@ -104,69 +103,28 @@ void add_score_command(CLI::App& app) {
       if (want.count("fid")) ref_stats = ref->stats("pool3");
       if (want.count("sfid")) ref_spatial = ref->stats("spatial");
     }
-    nlohmann::ordered_json m;
-    auto distance = [&](const FeatureStats& a, const FeatureStats& b, const std::string& tap) {
-      FrechetResult f = frechet_distance(a, b);
-      if (f.singular && keep_small && gen.features(tap).size(0) > 0 && ref->features(tap).size(0) > 0)
-        f = frechet_distance_features(gen.features(tap), ref->features(tap));
-      return f;
-    };
-    if (want.count("fid")) {
-      FrechetResult f = distance(gen.stats("pool3"), *ref_stats, "pool3");
-      m["fid"] = {{"value", f.value}, {"features", "pool3 (2048)"}, {"route", frechet_route_name(f.route)}};
-      if (o->bootstrap > 1)
-        m["fid"]["noise"] = fid_bootstrap_std(gen.features("pool3"), *ref_stats, {o->bootstrap, 2020});
-    }
-    if (want.count("sfid")) {
-      FrechetResult f = distance(gen.stats("spatial"), *ref_spatial, "spatial");
-      m["sfid"] = {{"value", f.value},
-                   {"features", "Mixed_6d.branch1x1[:7] (2023)"},
-                   {"route", frechet_route_name(f.route)}};
-    }
-    if (want.count("is")) {
-      torch::Tensor logits = gen.features("logits-unbiased");
-      InceptionScore is = o->is_scheme == "adm"
-                              ? inception_score_adm(logits)
-                              : inception_score_torch_fidelity(logits, std::min<int64_t>(10, logits.size(0)));
-      m["is"] = {{"value", is.mean},
-                 {"std", is.std},
-                 {"scheme", is.scheme},
-                 {"features", "logits without bias (1008)"}};
-      if (o->bootstrap > 1)
-        m["is"]["noise"] =
-            bootstrap_std(logits,
-                          [&](const torch::Tensor& x) {
-                            return (o->is_scheme == "adm"
-                                        ? inception_score_adm(x)
-                                        : inception_score_torch_fidelity(x, std::min<int64_t>(10, x.size(0))))
-                                .mean;
-                          },
-                          {o->bootstrap, 2020});
-    }
-    if (want.count("precision") || want.count("recall")) {
-      PrecisionRecall pr = precision_recall(ref->features("pool3"), gen.features("pool3"));
-      if (want.count("precision"))
-        m["precision"] = {{"value", pr.precision},
-                          {"k", 3},
-                          {"features", "pool3 (2048)"},
-                          {"noise", binomial_std(pr.precision, gen.features("pool3").size(0))}};
-      if (want.count("recall"))
-        m["recall"] = {{"value", pr.recall},
-                       {"k", 3},
-                       {"features", "pool3 (2048)"},
-                       {"noise", binomial_std(pr.recall, ref->features("pool3").size(0))}};
-    }
-    if (want.count("kid")) {
-      torch::Tensor g = gen.features("pool3"), r = ref->features("pool3");
-      bool subsets = g.size(0) >= 1000 && r.size(0) >= 1000;
-      KernelDistance k = subsets ? kid_torch_fidelity(g, r) : kid_full(g, r);
-      m["kid"] = {
-          {"value", k.mean},
-          {"std", k.std},
-          {"subsets", k.subsets},
-          {"subset_size", k.subset_size},
-          {"scheme", subsets ? "torch-fidelity (100 x 1000, RandomState(2020))" : "one subset = all rows"}};
-    }
+    // The suite's one computation (metrics/fid_suite.h), on this pass's features.
+    GeneratedFeatures g;
+    g.n = gr.images;
+    if (want.count("fid")) g.pool = gen.stats("pool3");
+    if (want.count("sfid")) g.spatial = gen.stats("spatial");
+    if (keep_pool) g.pool_features = gen.features("pool3");
+    if (keep_spatial) g.spatial_features = gen.features("spatial");
+    if (want.count("is")) g.logits = gen.features("logits-unbiased");
+    ReferenceStats r;
+    if (ref_stats) r.pool = *ref_stats;
+    r.spatial = ref_spatial;
+    FidSuiteOptions so;
+    so.metrics = want;
+    so.pool_desc = "pool3 (2048)";
+    so.spatial_desc = "Mixed_6d.branch1x1[:7] (2023)";
+    so.logits_desc = "logits without bias (1008)";
+    so.bootstrap = o->bootstrap;
+    so.adm = o->is_scheme == "adm";
+    so.exact_small_sets = keep_small;
+    if (ref && keep_pool) r.features = ref->features("pool3");
+    if (ref && keep_spatial) so.ref_spatial_features = ref->features("spatial");
+    const nlohmann::ordered_json m = fid_family_metrics(g, r, so);
     j["metrics"] = m;
     if (rec) {
       std::optional<int64_t> n_ref;

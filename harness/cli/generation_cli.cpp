@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "generators/conditioning_source.h"
 #include "generators/model_cost.h"
 #include "generators/timestep_sequence.h"
 
@@ -39,13 +40,26 @@ const OptionTable<GenerationOptions>& generation_option_table() {
     t.add("--seed", &GenerationOptions::seed, "noise seed (per-image noise)");
     t.add("--device", &GenerationOptions::device,
           "cpu or cuda[:N] (sampling and, in run, the feature network)");
+    t.add("--conditioning", &GenerationOptions::conditioning,
+          "each image's conditioning, by image index: none, class=C, per-class=N, uniform, uniform-runs=N "
+          "(default: none for unconditional models; class-conditional models need one)",
+          kDefaultTraits, {}, false);
+    t.add("--guidance", &GenerationOptions::guidance,
+          "classifier-free guidance scale (1 = none; conditional families only)");
     return t;
   }();
   return table;
 }
 
-EpsModel GenerationPipeline::eps() const {
-  return quant ? quant->model->eps() : model.model->eps(run);
+EpsModel GenerationPipeline::eps(const Conditioning& c) const {
+  return quant ? quant->model->eps(c) : model.model->eps(run, c);
+}
+
+Conditioning GenerationPipeline::conditioning_for(int64_t first, int64_t count) const {
+  if (!conditioning || conditioning->empty()) return {};
+  Conditioning c = conditioning->images(first, count);
+  c.guidance = guidance;
+  return c;
 }
 
 QuantNoiseStd GenerationPipeline::quant_noise() const {
@@ -56,9 +70,19 @@ std::unique_ptr<DiffusionImageProducer> GenerationPipeline::producer(const Sampl
                                                                      std::unique_ptr<NoiseSource> noise,
                                                                      bool keep_raw) const {
   std::shared_ptr<DiffusionModel> m = model.model;
-  return std::make_unique<DiffusionImageProducer>(eps(), schedule, sampler, std::move(noise), sample_shape,
-                                                  device, keep_raw, quant_noise(),
-                                                  [m](const torch::Tensor& x0) { return m->decode(x0); });
+  auto p = std::make_unique<DiffusionImageProducer>(eps(), schedule, sampler, std::move(noise), sample_shape,
+                                                    device, keep_raw, quant_noise(),
+                                                    [m](const torch::Tensor& x0) { return m->decode(x0); });
+  if (conditioning && !conditioning->empty()) {
+    QuantizedModel* q = quant ? quant->model.get() : nullptr;  // owned by this pipeline, which outlives it
+    const UNetRunOptions r = run;
+    const double s = guidance;
+    p->set_conditioning(conditioning, [m, q, r, s](Conditioning c) {
+      c.guidance = s;
+      return q ? q->eps(c) : m->eps(r, c);
+    });
+  }
+  return p;
 }
 
 GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& log,
@@ -73,6 +97,16 @@ GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& l
   p.schedule = make_schedule(p.model.model->diffusion());
   p.timesteps = timestep_sequence(o.sampler.skip_type, o.sampler.steps, p.schedule.num_timesteps);
   p.sample_shape = p.model.model->sample_shape();
+  const DiffusionModel& dm = *p.model.model;
+  const std::string cond = o.conditioning.empty() ? default_conditioning(dm) : o.conditioning;
+  p.conditioning = make_conditioning_source(cond, static_cast<uint64_t>(o.seed), dm.num_classes());
+  DMEVAL_CHECK(!p.conditioning->empty() || dm.conditioning().empty(),
+               "model {} (family {}) needs conditioning ({}): --conditioning none cannot sample it",
+               dm.name(), dm.family(), fmt::join(dm.conditioning(), ", "));
+  DMEVAL_CHECK(o.guidance == 1.0 || !p.conditioning->empty(),
+               "--guidance {} needs a conditional model and --conditioning (model {} is unconditional)",
+               o.guidance, dm.name());
+  p.guidance = o.guidance;
   p.run.device = p.device;
   p.run.micro_batch = o.micro_batch;
   p.run.channels_last = b.channels_last;

@@ -28,10 +28,12 @@ struct GenerationOptions {
   SamplerSpec sampler;
   int64_t samples = 1000, batch = 64, micro_batch = 8, chunk = 256, seed = 0;
   std::string device = "cpu";
+  std::string conditioning;  // "" = the model's default (none for unconditional models)
+  double guidance = 1.0;     // classifier-free guidance scale (1 = none)
 };
 
 // The model, quantization and sampler groups plus --samples, --batch, --micro-batch, --chunk, --seed,
-// --device. Commands set their own defaults in the struct before binding.
+// --device, --conditioning, --guidance. Commands set their own defaults in the struct before binding.
 const OptionTable<GenerationOptions>& generation_option_table();
 
 using LogLine = std::function<void(const std::string&)>;
@@ -47,8 +49,22 @@ struct GenerationPipeline {
   double size_mb = 0;                           // Conv2d/Linear weights at the method's bits, the rest fp32
   double scale_bytes = -1;                      // the method's quantizer parameters (negative: not stated)
   std::shared_ptr<DiffusionModel> float_model;  // the float model before quantization (keep_float_copy)
+  // Each image's conditioning (generators/conditioning_source.h); "none" for unconditional models.
+  std::shared_ptr<const ConditioningSource> conditioning;
+  double guidance = 1.0;
 
-  EpsModel eps() const;
+  // The sampler's network for a batch with conditioning `c` (unconditional models: none).
+  EpsModel eps(const Conditioning& c = {}) const;
+  // The conditioning (with the guidance scale) of images first .. first + count - 1; empty for
+  // unconditional runs (latency measurements use it for their batches).
+  Conditioning conditioning_for(int64_t first, int64_t count) const;
+  // What the run identity records of the conditioning (nothing for unconditional, unguided runs, so
+  // their identities stay as they were before conditioning existed).
+  template <class Json>
+  void add_identity(Json& id) const {
+    if (conditioning && !conditioning->empty()) id["conditioning"] = conditioning->describe();
+    if (guidance != 1.0) id["guidance"] = guidance;
+  }
   QuantNoiseStd quant_noise() const;
   std::string method() const { return quant ? quant->record.method : "fp"; }
   std::string bits() const { return quant ? quant->record.bits.str() : "32/32"; }

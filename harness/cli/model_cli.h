@@ -1,5 +1,5 @@
-// What the generator commands (sample, bench latency; later run, quantize) share: choosing the
-// model (preset or ddim .yml), loading and checking its weights, and describing both.
+// What the generator commands (run, sample, bench, quantize) share: choosing the model (a family's
+// preset or config file), loading and checking its weights, and describing both.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -7,7 +7,6 @@
 
 #include <string>
 
-#include "generators/ddim/ddim_model.h"
 #include "generators/diffusion_model.h"
 #include "harness/cli/option_table.h"
 
@@ -23,8 +22,6 @@ void add_model_options(CLI::App* cmd, ModelOptions& o);
 // A loaded model of any family (generators/diffusion_model.h).
 struct LoadedModel {
   std::shared_ptr<DiffusionModel> model;
-  // The ddim family's model; throws naming `who` and the family when the model is of another.
-  DdimModel& ddim(const std::string& who) const { return ddim_model_of(*model, who); }
   nlohmann::ordered_json describe() const { return model->describe(); }
   // What determines the model's outputs (architecture, schedule, weights' SHA-256, EMA): no paths.
   nlohmann::ordered_json identity() const { return model->identity(); }

@@ -105,18 +105,14 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
   out.record.dmeval_version = fmt::format("{} {}", build_version(), build_git_revision());
   out.record.created = db::utc_now();
 
-  // The methods work on the ddim family's network today (a clear error for another family).
-  DdimModel& ddim = m.ddim("method " + method.name());
   QuantContext ctx;
   ctx.model = m.model;
-  ctx.unet = ddim.unet();
-  ctx.config = ddim.config();
-  ctx.schedule = make_schedule(ddim.config().diffusion);
+  ctx.schedule = make_schedule(m.model->diffusion());
   ctx.model_id = m.weights_id();
   ctx.bits = out.record.bits;
   ctx.run = run;
   ctx.log = log;
-  ddim.unet()->to(run.device);
+  m.model->to(run.device);
 
   if (!o.import_qdiff.empty()) {
     DMEVAL_CHECK(method.name() == "qdiffusion", "--import-qdiff needs --method qdiffusion");
@@ -135,7 +131,7 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
       if (k.rfind("model.", 0) == 0 && k.find("_quantizer") != std::string::npos)
         quantizers[k.substr(6)] = v;
       else if (k.rfind("model.", 0) == 0) {
-        auto params = ddim.unet()->named_parameters(true);
+        auto params = m.model->network().named_parameters(true);
         const std::string pk = k.substr(6);
         DMEVAL_CHECK(params.contains(pk), "{}: '{}' is not a parameter of {}", o.import_qdiff, k,
                      m.model->describe_line());

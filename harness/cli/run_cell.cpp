@@ -192,9 +192,8 @@ std::vector<std::string> merged_calib(const std::optional<Profile>& p, const std
 // UNet step latency (one warm-up, then the median and p10/p90 of the repeats) and whole-sampling
 // latency per image (noise, every step, conversion), each at batch 1 and --batch, with the network
 // run at exactly that batch (not the evaluation micro-batch).
-json measure_latency(QuantizedModel& model, const DiffusionSchedule& schedule,
-                     const std::vector<int64_t>& shape, int64_t t_first, const RunCellOptions& o,
-                     torch::Device device) {
+json measure_latency(QuantizedModel& model, const GenerationPipeline& g, const std::vector<int64_t>& shape,
+                     int64_t t_first, const RunCellOptions& o, torch::Device device) {
   const UNetRunOptions saved = model.run_options();
   json latency = json::array();
   std::vector<int64_t> batches = {1};
@@ -203,7 +202,7 @@ json measure_latency(QuantizedModel& model, const DiffusionSchedule& schedule,
     UNetRunOptions at_b = saved;
     at_b.micro_batch = b;
     model.set_run_options(at_b);
-    EpsModel eps = model.eps();
+    EpsModel eps = model.eps(g.conditioning_for(0, b));
     torch::NoGradGuard no_grad;
     torch::Tensor x = torch::randn({b, shape[0], shape[1], shape[2]}).to(device);
     torch::Tensor t =
@@ -217,8 +216,9 @@ json measure_latency(QuantizedModel& model, const DiffusionSchedule& schedule,
                        {"per_image_ms", ts.median_ms / static_cast<double>(b)},
                        {"repeats", ts.repeats}});
     if (o.e2e_repeats > 0) {
-      DiffusionImageProducer producer(eps, schedule, o.sampler, make_noise_source("per-image", 0), shape,
-                                      device, false, model.quant_noise_std());
+      DiffusionImageProducer producer(eps, g.schedule, o.sampler, make_noise_source("per-image", 0), shape,
+                                      device, false, model.quant_noise_std(),
+                                      [&g](const torch::Tensor& x0) { return g.model.model->decode(x0); });
       TimingStats e2e = time_repeated([&] { producer.produce(0, b); }, 0, o.e2e_repeats, device);
       const double per = static_cast<double>(b);
       latency.push_back({{"scope", "image"},
@@ -282,6 +282,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   id["samples"] = o.samples;
   id["seed"] = o.seed;
   id["noise"] = producer.noise().describe();
+  g.add_identity(id);
   id["micro_batch"] = o.micro_batch;
   id["feature_network"] = net.provenance;
   id["dmeval"] = fmt::format("{} {}", build_version(), build_git_revision());
@@ -309,6 +310,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   cell["w_bits"] = q.record.bits.weight;
   cell["a_bits"] = q.record.bits.act;
   cell["sampler"] = describe(o.sampler);
+  g.add_identity(cell);
   cell["steps"] = static_cast<int64_t>(seq.size());
   cell["eta"] = o.sampler.eta;
   cell["samples"] = o.samples;
@@ -342,7 +344,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   if (o.latency_repeats > 0 && !fs::exists(latency_file)) {
     log(fmt::format("latency: UNet step at batch 1 and {} ({} repeats), whole sampling per image ({})",
                     o.batch, o.latency_repeats, o.e2e_repeats));
-    write_json(latency_file, measure_latency(*q.model, g.schedule, shape, seq.back(), o, device));
+    write_json(latency_file, measure_latency(*q.model, g, shape, seq.back(), o, device));
   }
 
   // Sampling into the features, chunk by chunk.

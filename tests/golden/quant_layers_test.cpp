@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "generators/ddim/ddim_model.h"
 #include "generators/ddim/ddim_unet.h"
 #include "generators/ddim/unet_weights.h"
 #include "generators/quant/quantized_unet.h"
@@ -86,8 +87,9 @@ TEST(GoldenQuantLayers, QDiffusionTeacherForced) {
       load_unet_weights(*unet, unet_dir + "/weights.pt", wo);
       unet->eval();
       QuantizedUNet qnn(
-          unet, qdiffusion_plan(unet, uniform_spec_from(v["weight_quant_params"]),
-                                uniform_spec_from(v["act_quant_params"]), v["sm_abit"], v["split_shortcut"]));
+          DdimModel::wrap(unet),
+          qdiffusion_plan(*unet, uniform_spec_from(v["weight_quant_params"]),
+                          uniform_spec_from(v["act_quant_params"]), v["sm_abit"], v["split_shortcut"]));
       // The variant's call sequence (golden_quant_qdiff_model checks the weight side).
       qnn.set_quant_state(true, false);
       qnn.forward(x, t);

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "generators/ddim/ddim_model.h"
 #include "generators/ddim/ddim_unet.h"
 #include "generators/ddim/unet_weights.h"
 #include "generators/quant/quantized_unet.h"
@@ -108,8 +109,9 @@ TEST_F(GoldenQuantQDiffModel, EveryVariant) {
       std::optional<UniformQuantizerSpec> act;
       if (!v["act_quant_params"].is_null()) act = uniform_spec_from(v["act_quant_params"]);
       DdimUNet unet = fresh_unet(qd.unet_dir);
-      QuantizedUNet qnn(unet, qdiffusion_plan(unet, uniform_spec_from(v["weight_quant_params"]), act,
-                                              v["sm_abit"], v["split_shortcut"]));
+      QuantizedUNet qnn(DdimModel::wrap(unet),
+                        qdiffusion_plan(*unet, uniform_spec_from(v["weight_quant_params"]), act, v["sm_abit"],
+                                        v["split_shortcut"]));
       // The unquantized forward of the wrapped model is the float UNet's, bit for bit on this machine
       // (the recorded ε of the reference is matched within the weight-only acceptance: summation
       // order differs between CPUs).
@@ -228,7 +230,7 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   uc.resolution = layers["image_size"];
   torch::NoGradGuard no_grad;
   auto plan_for = [&](const DdimUNet& u) {
-    return qdiffusion_plan(u, uniform_spec_from(facts["weight_quant_params"]),
+    return qdiffusion_plan(*u, uniform_spec_from(facts["weight_quant_params"]),
                            uniform_spec_from(facts["act_quant_params"]), facts["sm_abit"],
                            facts["split_shortcut"]);
   };
@@ -244,7 +246,7 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   torch::Tensor x = torch::randn({1, 3, res, res}), t = torch::full({1}, 400.0f);
   DdimUNet unet(uc);
   unet->eval();
-  QuantizedUNet qnn(unet, plan_for(unet));
+  QuantizedUNet qnn(DdimModel::wrap(unet), plan_for(unet));
   prepare(qnn, x, t);
   auto sd = qnn.state_dict();
   const auto& keys = facts["keys"];
@@ -288,7 +290,7 @@ TEST_F(GoldenQuantQDiffModel, Cifar10CheckpointLayout) {
   torch::manual_seed(6);
   DdimUNet other(uc);
   other->eval();
-  QuantizedUNet q2(other, plan_for(other));
+  QuantizedUNet q2(DdimModel::wrap(other), plan_for(other));
   q2.set_quant_state(false, false);
   q2.forward(torch::randn({1, 3, res, res}), t);  // creates the split structure only
   q2.load_state_dict(dict, "round trip");

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "generators/ddim/ddim_model.h"
 #include "generators/ddim/ddim_unet.h"
 #include "generators/ddim/unet_weights.h"
 #include "generators/quant/method_tinydm.h"
@@ -275,7 +276,7 @@ TEST(GoldenTinyDMFacts, Cifar10LayersAndSizes) {
   auto f = json::parse(read_text(golden_path("tinydm/model_facts_cifar10.json")));
   DdimUNet unet(resolve_model_config("cifar10").unet);
   const int64_t S = f["S_sampler_steps"];
-  std::vector<std::string> names = tinydm_layer_names(unet, false);
+  std::vector<std::string> names = tinydm_layer_names(*unet, false);
   ASSERT_EQ(static_cast<int64_t>(names.size()), f["n_quantized_layers"].get<int64_t>());
   std::map<std::string, LayerInfo> by_name;
   for (const LayerInfo& l : list_layers(*unet)) by_name[l.name] = l;
@@ -294,7 +295,7 @@ TEST(GoldenTinyDMFacts, Cifar10LayersAndSizes) {
   for (const auto& [label, sz] : f["size_bytes"].items()) {
     SCOPED_TRACE(label);
     const int bits = std::stoi(label.substr(1));
-    TinyDMSize z = tinydm_size(unet, S, bits, false);
+    TinyDMSize z = tinydm_size(*unet, S, bits, false);
     EXPECT_EQ(z.quantized_weight_numel, f["quantized_weight_numel"].get<int64_t>());
     EXPECT_EQ(z.sum_in_channels, f["sum_in_channels"].get<int64_t>());
     EXPECT_EQ(z.sum_out_channels, f["sum_out_channels"].get<int64_t>());
@@ -356,8 +357,7 @@ struct Pipeline {
   }
   QuantContext context() const {
     QuantContext ctx;
-    ctx.unet = copy_unet(unet);
-    ctx.config = config;
+    ctx.model = std::make_shared<DdimModel>(config, copy_unet(unet), UNetWeightsInfo{}, -1);
     ctx.schedule = make_schedule(config.diffusion);
     ctx.model_id = meta["weights_sha256"];
     ctx.bits = {static_cast<int>(bits), static_cast<int>(bits)};
@@ -373,7 +373,7 @@ struct Pipeline {
     return torch::randn({batch, config.unet.in_channels, config.unet.resolution, config.unet.resolution}, g);
   }
   // The reference's frozen state after the last round (logits, group ranges, search ranges, weight
-  // ranges), restored into dmeval's model on ctx.unet.
+  // ranges), restored into dmeval's model on ctx.model.
   std::unique_ptr<QuantizedModel> restore_frozen(QuantContext& ctx) const {
     std::map<std::string, torch::Tensor> state;
     state["tinydm.timesteps"] = torch::tensor(ts, torch::kLong);
@@ -387,7 +387,7 @@ struct Pipeline {
       state[n + ".init_range"] = ir[static_cast<int64_t>(l)];
       state[n + ".alpha_activ"] = get("final/alpha/" + n);
     }
-    EXPECT_EQ(tinydm_layer_names(ctx.unet, false), layers);
+    EXPECT_EQ(tinydm_layer_names(ctx.model->network(), false), layers);
     return quant_method("tinydm").restore(ctx, state);
   }
   // A figure of the reference's own run-to-run sensitivity (one vs two threads), stated in the
@@ -604,7 +604,7 @@ TEST(GoldenTinyDMLayers, TeacherForcedFrozenState) {
     auto model = p.restore_frozen(ctx);
     EpsModel eps = model->eps();
     std::map<std::string, TinyDMActQuantizer*> acts;
-    for (LayerHandle& h : layer_handles(*ctx.unet))
+    for (LayerHandle& h : layer_handles(ctx.model->network()))
       if (auto l = std::dynamic_pointer_cast<TinyDMLayer>(h.quantizer()); l && l->act)
         acts[h.name] = l->act.get();
     ASSERT_EQ(acts.size(), meta["layers"].size());

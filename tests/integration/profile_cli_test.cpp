@@ -100,6 +100,29 @@ TEST_F(ProfileCli, AddedProfileFileIsListedAndRuns) {
   EXPECT_NE(r.output.find("the test copies it"), std::string::npos) << r.output;
 }
 
+// The generation option group's conditioning options reach every generating command, and an
+// unconditional model refuses them before any work.
+TEST_F(ProfileCli, UnconditionalModelsRefuseConditioning) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--conditioning per-class=2", "--conditioning per-class=2: the model is not class-conditional"},
+      {"--conditioning uniform", "--conditioning uniform: the model is not class-conditional"},
+      {"--conditioning labels", "'labels' is not a conditioning source"},
+      {"--guidance 3", "--guidance 3 needs a conditional model"},
+  };
+  for (const auto& [flags, message] : cases) {
+    for (const std::string command : {"sample", "run"}) {
+      const std::string out = dir_.file("cond-" + command);
+      const std::string extra =
+          command == "run" ? " --profile shapes --method fp --no-db --quiet" : " --quiet";
+      RunResult r = run_dmeval(command + " --model shapes --random-weights 1 --samples 2 --steps 2 " + flags +
+                               extra + " --out " + out);
+      EXPECT_EQ(r.exit_code, 1) << command << " " << flags << ": " << r.output;
+      EXPECT_NE(r.output.find(message), std::string::npos) << command << " " << flags << ": " << r.output;
+      EXPECT_FALSE(fs::exists(out + "/.dmeval")) << command << " " << flags;
+    }
+  }
+}
+
 TEST_F(ProfileCli, BadProfileFilesAreRefusedNamingFileAndKey) {
   struct Case {
     std::string name;

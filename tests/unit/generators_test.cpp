@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "core/torch_bridge.h"
+#include "generators/ddim/ddim_model.h"
 #include "generators/ddim/ddim_unet.h"
 #include "generators/ddim/unet_config.h"
 #include "generators/ddim/unet_weights.h"

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "generators/ddim/ddim_model.h"
 #include "generators/ddim/ddim_unet.h"
 #include "generators/quant/calibration_data.h"
 #include "generators/quant/calibration_file.h"
@@ -54,8 +55,7 @@ struct Fixture {
   QuantContext context(const std::string& method, const std::string& bits,
                        std::vector<std::string> overrides) {
     QuantContext ctx;
-    ctx.unet = copy_unet(fp);
-    ctx.config = config;
+    ctx.model = std::make_shared<DdimModel>(config, copy_unet(fp), UNetWeightsInfo{}, 42);
     ctx.schedule = schedule;
     ctx.model_id = "random:42";
     ctx.bits = parse_bits(bits);
@@ -251,7 +251,7 @@ TEST(QuantMethods, ReconstructionBeatsNearestRounding) {
   UniformQuantizerSpec w;
   w.bits = 4;
   w.channel_wise = true;
-  QuantizedUNet q(unet, qdiffusion_plan(unet, w, std::nullopt, 8, true));
+  QuantizedUNet q(DdimModel::wrap(unet), qdiffusion_plan(*unet, w, std::nullopt, 8, true));
   SamplerSpec spec;
   spec.skip_type = "quad";
   spec.steps = 10;

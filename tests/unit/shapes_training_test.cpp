@@ -14,6 +14,7 @@
 #include "core/hash.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "generators/ddim/ddim_model.h"
 #include "generators/ddim/unet_config.h"
 #include "generators/ddim/unet_weights.h"
 #include "generators/ddpm_training.h"
