@@ -55,7 +55,7 @@ void default_init(torch::Tensor& weight, torch::Tensor& bias, int64_t fan_in) {
   torch::NoGradGuard no_grad;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  torch::nn::init::uniform_(bias, -bound, bound);
+  if (bias.defined()) torch::nn::init::uniform_(bias, -bound, bound);
 }
 }  // namespace
 
@@ -85,10 +85,10 @@ torch::Tensor Conv2dLayerImpl::forward(const torch::Tensor& x, int64_t split) {
   return y;
 }
 
-LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, LayerRole r)
+LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, LayerRole r, bool with_bias)
     : in_features(in), out_features(out), role(r) {
   weight = register_parameter("weight", torch::empty({out, in}));
-  bias = register_parameter("bias", torch::empty({out}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}));
   reset_parameters();
 }
 

@@ -96,11 +96,12 @@ TORCH_MODULE(Conv2dLayer);
 
 class LinearLayerImpl : public torch::nn::Module {
  public:
-  LinearLayerImpl(int64_t in_features, int64_t out_features, LayerRole role);
+  // with_bias = false: no bias parameter (LDM's attention projections to_q/to_k/to_v).
+  LinearLayerImpl(int64_t in_features, int64_t out_features, LayerRole role, bool with_bias = true);
   torch::Tensor forward(const torch::Tensor& x);
   void reset_parameters();
 
-  torch::Tensor weight, bias;
+  torch::Tensor weight, bias;  // bias undefined without one
   int64_t in_features, out_features;
   LayerRole role;
   std::shared_ptr<LayerQuantizer> quantizer;
