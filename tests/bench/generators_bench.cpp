@@ -1,5 +1,6 @@
 // Generator throughput on this CPU: the full-size CIFAR-10 UNet step (random weights; speed does not
-// depend on the values) at batch 1 and 8, with the plain and channels-last layouts; the per-image
+// depend on the values) at batch 1 and 8, with the plain and channels-last layouts; the full-size LDM-4
+// UNet steps (LSUN-Bedrooms, cin256-v2 with its one-token class context) at batch 1 and 8; the per-image
 // Philox noise; the sample-to-uint8 conversion. `dmeval bench latency` gives the end-to-end figures;
 // the README compares them with the ddim reference code on this machine.
 #include <benchmark/benchmark.h>
@@ -7,6 +8,7 @@
 
 #include "generators/ddim/ddim_unet.h"
 #include "generators/ddim/unet_config.h"
+#include "generators/ldm/ldm_config.h"
 #include "generators/noise_source.h"
 #include "generators/sample_images.h"
 
@@ -32,6 +34,32 @@ BENCHMARK(BM_Cifar10UnetStep)
     ->Args({8, 1, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// Args: preset (0: lsun_bedrooms-ldm-vq-4, 1: cin256-v2), batch. Two threads.
+static void BM_Ldm4UnetStep(benchmark::State& state) {
+  at::set_num_threads(2);
+  torch::manual_seed(0);
+  const LdmConfig c = resolve_ldm_config(ldm_preset_names()[static_cast<size_t>(state.range(0))]);
+  LdmUNet model(c.unet);
+  model->eval();
+  c10::InferenceMode guard;
+  const int64_t b = state.range(1), res = c.unet.image_size;
+  torch::Tensor x = torch::randn({b, c.unet.in_channels, res, res});
+  torch::Tensor t = torch::full({b}, 500, torch::kLong);
+  torch::Tensor context =
+      c.unet.use_spatial_transformer ? torch::randn({b, 1, c.unet.context_dim}) : torch::Tensor();
+  for (auto _ : state) benchmark::DoNotOptimize(model->forward(x, t, context));
+  state.SetItemsProcessed(state.iterations() * b);
+  state.SetLabel(c.name);
+}
+BENCHMARK(BM_Ldm4UnetStep)
+    ->Args({0, 1})
+    ->Args({0, 8})
+    ->Args({1, 1})
+    ->Args({1, 8})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(2);
 
 static void BM_PerImageNoise32px(benchmark::State& state) {
   at::set_num_threads(static_cast<int>(state.range(0)));
