@@ -99,14 +99,7 @@ nlohmann::ordered_json fid_family_scores(const FidSuiteInputs& in, const Referen
   gen.pool_features = load_chunked_features(in.features_dir, "pool", in.n, in.provenance);
   gen.logits = load_chunked_features(in.features_dir, "logits", in.n, in.provenance);
   if (ref.spatial) gen.spatial = chunked_moments(in.features_dir, "spatial", in.n, in.provenance).finalize();
-  FidSuiteOptions o;
-  o.suffix = in.suffix;
-  o.pool_desc = in.pool_desc;
-  o.spatial_desc = in.spatial_desc;
-  o.logits_desc = in.logits_desc;
-  o.bootstrap = in.bootstrap;
-  o.adm = in.adm;
-  return fid_family_metrics(gen, ref, o);
+  return fid_family_metrics(gen, ref, in.options);
 }
 
 std::vector<MetricColumn> fid_family_columns(const std::string& s) {

@@ -54,10 +54,7 @@ struct FidSuiteInputs {
   std::string features_dir;  // chunks of "pool", "spatial", "logits"
   int64_t n = 0;             // generated images
   std::string provenance;    // the scoring network's; every chunk must carry it
-  std::string suffix;        // metric-name suffix ("[shapes-net]"; "" for Inception)
-  std::string pool_desc, spatial_desc, logits_desc;
-  int64_t bootstrap = 0;
-  bool adm = false;
+  FidSuiteOptions options;   // metrics left empty: what the reference allows
 };
 
 // fid_family_metrics over a run folder: fid, sfid (when the reference has spatial statistics), is,

@@ -3,13 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <map>
 #include <set>
 
-#include "core/checkpoint.h"
 #include "core/error.h"
-#include "core/hash.h"
-#include "core/torch_bridge.h"
 
 namespace dmeval {
 
@@ -185,38 +181,33 @@ class LdmBlockImpl : public torch::nn::Module {
     for (size_t i = 0; i < kinds.size(); ++i) {
       torch::nn::Module* m = modules[i].get();
       switch (kinds[i]) {
-        case Kind::kConv: h = static_cast<Conv2dLayerImpl*>(m)->forward(h); break;
+        case Kind::kUp: h = torch::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2}); [[fallthrough]];
+        case Kind::kConv:
+        case Kind::kDown: h = static_cast<Conv2dLayerImpl*>(m)->forward(h); break;
         case Kind::kRes: h = static_cast<ResBlockImpl*>(m)->forward(h, emb); break;
         case Kind::kAttention: h = static_cast<AttentionBlockImpl*>(m)->forward(h); break;
         case Kind::kTransformer: h = static_cast<SpatialTransformerImpl*>(m)->forward(h, context); break;
-        case Kind::kDown:  // Downsample: conv 3x3 stride 2 padding 1 under the key `op`
-          h = down_convs.at(i)->forward(h);
-          break;
-        case Kind::kUp:
-          h = torch::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2});
-          h = up_convs.at(i)->forward(h);
-          break;
       }
     }
     return h;
   }
+  // Downsample (conv 3x3 stride 2 padding 1, key `<i>.op`) and Upsample (nearest x2, then conv 3x3,
+  // key `<i>.conv`): the child `<i>` only names the convolution, which is what `modules` keeps.
   void add_down(int64_t channels) {
-    auto d = holder(*this, std::to_string(modules.size()));
-    down_convs.emplace(modules.size(), d->register_module("op", Conv2dLayer(channels, channels, 3, 2, 1,
-                                                                            LayerRole::kDownsampleConv)));
-    kinds.push_back(Kind::kDown);
-    modules.push_back(d);
+    add_resample(Kind::kDown, "op", channels, 2, LayerRole::kDownsampleConv);
   }
-  void add_up(int64_t channels) {
-    auto u = holder(*this, std::to_string(modules.size()));
-    up_convs.emplace(modules.size(), u->register_module("conv", Conv2dLayer(channels, channels, 3, 1, 1,
-                                                                            LayerRole::kUpsampleConv)));
-    kinds.push_back(Kind::kUp);
-    modules.push_back(u);
-  }
+  void add_up(int64_t channels) { add_resample(Kind::kUp, "conv", channels, 1, LayerRole::kUpsampleConv); }
   std::vector<Kind> kinds;
-  std::vector<std::shared_ptr<torch::nn::Module>> modules;
-  std::map<size_t, Conv2dLayer> down_convs, up_convs;
+  std::vector<std::shared_ptr<torch::nn::Module>> modules;  // for resampling: the convolution
+
+ private:
+  void add_resample(Kind kind, const char* key, int64_t channels, int64_t stride, LayerRole role) {
+    auto named = holder(*this, std::to_string(modules.size()));
+    kinds.push_back(kind);
+    std::shared_ptr<torch::nn::Module> conv =
+        named->register_module(key, Conv2dLayer(channels, channels, 3, stride, 1, role));
+    modules.push_back(std::move(conv));
+  }
 };
 
 LdmUNetConfig ldm_unet_config_from_json(const nlohmann::json& p, const std::string& source) {
@@ -441,42 +432,6 @@ torch::Tensor ClassEmbedderImpl::forward(const torch::Tensor& labels) {
     DMEVAL_CHECK(lo >= 0 && hi < n_classes, "class labels {}..{} outside 0..{}", lo, hi, n_classes - 1);
   }
   return embedding(labels.to(torch::kLong)).unsqueeze(1);
-}
-
-std::string load_ldm_weights(torch::nn::Module& module, const std::string& path, const std::string& prefix,
-                             const std::vector<std::string>& ignored) {
-  Checkpoint ck = Checkpoint::open(path);
-  // A Lightning .ckpt nests the weights under "state_dict"; a safetensors file or a bare state dict
-  // holds them at the top level.
-  std::map<std::string, ValueId> found;
-  for (const TensorEntry& e : ck.tensors()) {
-    std::string key = e.path;
-    if (key.rfind("state_dict/", 0) == 0) key = key.substr(11);
-    if (key.rfind(prefix, 0) == 0) found[key.substr(prefix.size())] = e.value;
-  }
-  DMEVAL_CHECK(!found.empty(), "{}: no tensor under '{}' (not a checkpoint of this model part)", path,
-               prefix);
-  torch::NoGradGuard no_grad;
-  auto params = module.named_parameters(true);
-  for (const auto& p : params) {
-    auto it = found.find(p.key());
-    DMEVAL_CHECK(it != found.end(), "{}: '{}{}' is missing (a checkpoint of another config?)", path, prefix,
-                 p.key());
-    const std::vector<int64_t>& shape = ck.shape(it->second);
-    DMEVAL_CHECK(shape == p.value().sizes().vec(), "{}: '{}{}' has shape [{}], this config's is [{}]", path,
-                 prefix, p.key(), fmt::join(shape, ", "), fmt::join(p.value().sizes(), ", "));
-    p.value().copy_(to_torch(ck.read(it->second)));
-  }
-  for (const auto& [key, value] : found) {
-    bool skip = false;
-    for (const std::string& i : ignored) skip |= key.rfind(i, 0) == 0;
-    if (skip) continue;
-    DMEVAL_CHECK(params.contains(key),
-                 "{}: '{}{}' is not a parameter of this config (a checkpoint of another "
-                 "config?)",
-                 path, prefix, key);
-  }
-  return sha256_file(path);
 }
 
 }  // namespace dmeval

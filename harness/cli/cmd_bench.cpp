@@ -140,11 +140,7 @@ void add_bench_command(CLI::App& app) {
         DiffusionImageProducer producer(eps, schedule, o->sampler, make_noise_source("per-image", o->seed),
                                         {ch, h, w}, device, false,
                                         quant ? quant->model->quant_noise_std() : QuantNoiseStd{});
-        if (g.conditioning && !g.conditioning->empty())
-          producer.set_conditioning(g.conditioning, [&m, ro, s = g.guidance](Conditioning c) {
-            c.guidance = s;
-            return m.model->eps(ro, c);
-          });
+        // `eps` carries the conditioning of images 0 .. b-1, the batch produced here.
         TimingStats e2e =
             time_repeated([&] { producer.produce(0, b); }, o->warmup > 0 ? 1 : 0, o->e2e_repeats, device);
         const double per_image = e2e.median_ms / static_cast<double>(b);

@@ -413,12 +413,12 @@ json score_run_folder(const std::string& dir, const DbOptions* db_options, bool 
   in.features_dir = fdir;
   in.n = n;
   in.provenance = provenance;
-  in.suffix = suffix;
-  in.pool_desc = netj.at("pool").get<std::string>();
-  in.spatial_desc = netj.at("spatial").get<std::string>();
-  in.logits_desc = netj.at("logits").get<std::string>();
-  in.bootstrap = cell.value("bootstrap", int64_t{0});
-  in.adm = cell.at("compat") == "adm";
+  in.options.suffix = suffix;
+  in.options.pool_desc = netj.at("pool").get<std::string>();
+  in.options.spatial_desc = netj.at("spatial").get<std::string>();
+  in.options.logits_desc = netj.at("logits").get<std::string>();
+  in.options.bootstrap = cell.value("bootstrap", int64_t{0});
+  in.options.adm = cell.at("compat") == "adm";
   const json metrics = fid_family_scores(in, ref);
 
   json res;

@@ -11,42 +11,21 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/npy.h"
-#include "core/torch_bridge.h"
-#include "generators/ldm/ldm_unet.h"
-#include "generators/ldm/vq_decoder.h"
-#include "tests/support/golden.h"
+#include "tests/golden/ldm_golden.h"
 
 namespace dmeval {
 namespace {
 
 using json = nlohmann::json;
 using test::golden_path;
-using test::read_text;
-
-torch::Tensor npy(const std::string& relative) {
-  return to_torch(read_npy_file(golden_path(relative)));
-}
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-VqFirstStage load_first_stage() {
-  const json config = json::parse(read_text(golden_path("ldm/ldm_uncond/config.json")));
-  VqFirstStage fs(vq_decoder_config_from_json(config.at("params").at("first_stage_config").at("params"),
-                                              "ldm_uncond/config.json"));
-  fs->eval();
-  load_ldm_weights(*fs, golden_path("ldm/decoder/first_stage.ckpt"), "first_stage_model.",
-                   {"encoder.", "quant_conv.", "loss."});
-  return fs;
-}
+using test::ldm_golden_array;
+using test::max_abs_diff;
 
 TEST(GoldenLdmDecoder, StateDictIsTheReferences) {
   DMEVAL_REQUIRE_GOLDEN();
-  VqFirstStage fs = load_first_stage();
+  VqFirstStage fs = test::ldm_golden_first_stage();
   std::map<std::string, std::vector<int64_t>> want;
-  for (const auto& k : json::parse(read_text(golden_path("ldm/decoder/state_dict_keys.json"))))
+  for (const auto& k : json::parse(test::read_text(golden_path("ldm/decoder/state_dict_keys.json"))))
     want[k.at(0).get<std::string>().substr(std::string("first_stage_model.").size())] =
         k.at(1).get<std::vector<int64_t>>();
   auto params = fs->named_parameters(true);
@@ -59,52 +38,45 @@ TEST(GoldenLdmDecoder, StateDictIsTheReferences) {
 
 TEST(GoldenLdmDecoder, CodebookLookupAndDecode) {
   DMEVAL_REQUIRE_GOLDEN();
-  VqFirstStage fs = load_first_stage();
+  VqFirstStage fs = test::ldm_golden_first_stage();
   torch::NoGradGuard no_grad;
-  const torch::Tensor z = npy("ldm/decoder/z.npy");
+  const torch::Tensor z = ldm_golden_array("decoder/z.npy");
   VqDecodeResult r = fs->decode(z);
 
-  // Indices: exact except near-ties of the two best distances (1e-5 relative).
-  const torch::Tensor idx_ref = npy("ldm/decoder/codebook_indices.npy").to(torch::kLong);
-  ASSERT_EQ(r.indices.sizes(), idx_ref.sizes());
-  const torch::Tensor e = fs->codebook->weight;
-  torch::Tensor flat = z.permute({0, 2, 3, 1}).reshape({-1, z.size(1)});
-  torch::Tensor d = (flat.unsqueeze(1) - e.unsqueeze(0)).square().sum(2).to(torch::kFloat64);
-  torch::Tensor best2 = std::get<0>(d.topk(2, 1, /*largest=*/false));
-  torch::Tensor near_tie = (best2.select(1, 1) - best2.select(1, 0)) <= 1e-5 * best2.select(1, 1).abs();
-  torch::Tensor differ = r.indices.reshape({-1}) != idx_ref.reshape({-1});
-  EXPECT_EQ((differ & ~near_tie).sum().item<int64_t>(), 0);
-  const bool same_indices = differ.sum().item<int64_t>() == 0;
-
+  // Indices: exact except near-ties (1e-5 relative).
+  const test::CodeCheck idx =
+      test::compare_codebook_indices(fs, z, r.indices, ldm_golden_array("decoder/codebook_indices.npy"));
+  EXPECT_EQ(idx.differ_off_tie, 0) << test::describe(idx, 1);
+  const bool same_indices = idx.differ == 0;
   std::printf("codebook indices: %lld of %lld differ from the reference; max |image - ref| %.3g\n",
-              static_cast<long long>(differ.sum().item<int64_t>()), static_cast<long long>(differ.numel()),
-              max_abs_diff(r.images, npy("ldm/decoder/image_quantized.npy")));
+              static_cast<long long>(idx.differ), static_cast<long long>(idx.elements),
+              max_abs_diff(r.images, ldm_golden_array("decoder/image_quantized.npy")));
   if (same_indices) {
-    EXPECT_LE(max_abs_diff(r.quantized, npy("ldm/decoder/z_quantized.npy")), 1e-4);
-    EXPECT_LE(max_abs_diff(fs->post_quant(r.quantized), npy("ldm/decoder/post_quant_conv_out.npy")), 1e-4);
-    EXPECT_LE(max_abs_diff(r.images, npy("ldm/decoder/image_quantized.npy")), 1e-4);
+    EXPECT_LE(max_abs_diff(r.quantized, ldm_golden_array("decoder/z_quantized.npy")), 1e-4);
+    EXPECT_LE(max_abs_diff(fs->post_quant(r.quantized), ldm_golden_array("decoder/post_quant_conv_out.npy")),
+              1e-4);
+    EXPECT_LE(max_abs_diff(r.images, ldm_golden_array("decoder/image_quantized.npy")), 1e-4);
   }
   // Without the codebook step: the decoder alone.
-  EXPECT_LE(max_abs_diff(fs->decode(z, true).images, npy("ldm/decoder/image_not_quantized.npy")), 1e-4);
+  EXPECT_LE(max_abs_diff(fs->decode(z, true).images, ldm_golden_array("decoder/image_not_quantized.npy")),
+            1e-4);
 }
 
 TEST(GoldenLdmDecoder, Uint8ConversionsTruncateAsTheScripts) {
   DMEVAL_REQUIRE_GOLDEN();
   // From the reference's own float image, so that only the conversion is under test here.
-  const torch::Tensor img = npy("ldm/decoder/image_quantized.npy");
+  const torch::Tensor img = ldm_golden_array("decoder/image_quantized.npy");
   const std::map<std::string, std::string> files = {
       {"png", "uint8_png.npy"}, {"np", "uint8_np.npy"}, {"ptqd", "uint8_ptqd.npy"}};
   for (const std::string& conv : ldm_uint8_conversions()) {
     SCOPED_TRACE(conv);
-    const torch::Tensor got = ldm_images_to_uint8(img, conv), want = npy("ldm/decoder/" + files.at(conv));
+    const torch::Tensor got = ldm_images_to_uint8(img, conv),
+                        want = ldm_golden_array("decoder/" + files.at(conv));
     ASSERT_EQ(got.sizes(), want.sizes());
-    // Where a value differs, the float image must sit within 1e-4 (in [-1, 1] units) of a level boundary.
-    const torch::Tensor pre = conv == "ptqd" ? torch::clamp((img + 1) / 2, 0, 1) : img;
-    torch::Tensor level = ((pre.to(torch::kFloat64) + 1) * 127.5).permute({0, 2, 3, 1});
-    torch::Tensor dist = (level - level.round()).abs() / (conv == "ptqd" ? 63.75 : 127.5);  // image units
-    torch::Tensor differ = got != want;
-    EXPECT_EQ((differ & (dist > 1e-4)).sum().item<int64_t>(), 0);
-    EXPECT_LE((got.to(torch::kInt32) - want.to(torch::kInt32)).abs().max().item<int>(), 1);
+    // Where a value differs, the float image must sit within 1e-4 (image units) of a level boundary.
+    const test::CodeCheck c = test::compare_ldm_uint8(got, want, img, conv);
+    EXPECT_EQ(c.differ_off_tie, 0) << test::describe(c, 1);
+    EXPECT_LE(c.max_step, 1);
   }
   EXPECT_GE(ldm_images_to_uint8(img, "ptqd").min().item<int>(), 127);  // the quirk's signature
   EXPECT_THROW(ldm_images_to_uint8(img, "jpeg"), Error);

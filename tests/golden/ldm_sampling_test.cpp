@@ -14,36 +14,21 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/npy.h"
-#include "core/torch_bridge.h"
 #include "generators/ldm/ldm_sampler.h"
-#include "generators/ldm/ldm_unet.h"
-#include "generators/ldm/vq_decoder.h"
-#include "tests/support/golden.h"
+#include "tests/golden/ldm_golden.h"
 
 namespace dmeval {
 namespace {
 
 using json = nlohmann::json;
 using test::golden_path;
-using test::read_text;
+using test::ldm_golden_config;
+using test::max_abs_diff;
 
-torch::Tensor npy(const std::string& relative) {
-  return to_torch(read_npy_file(golden_path(relative)));
-}
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-json config_of(const std::string& model) {
-  return json::parse(read_text(golden_path("ldm/" + model + "/config.json")));
-}
-
-LdmSchedule schedule_of(const json& config) {
-  const json& p = config.at("params");
-  return ldm_linear_schedule(p.at("linear_start").get<double>(), p.at("linear_end").get<double>(),
-                             p.at("timesteps").get<int64_t>());
+// The schedule `model`'s config states (linear_start, linear_end, timesteps).
+LdmSchedule schedule_of(const std::string& model) {
+  const LdmConfig c = ldm_config_from_json(ldm_golden_config(model), model + "/config.json");
+  return ldm_linear_schedule(c.linear_start, c.linear_end, c.timesteps);
 }
 
 // Relative difference in units of the format's epsilon (ulp of values in [1, 2)).
@@ -59,7 +44,7 @@ double max_ulps(const torch::Tensor& got, const torch::Tensor& ref) {
 // from it, which is what a last-bit difference of the float64 values can change after rounding.
 TEST(GoldenLdmSampling, ScheduleBuffersWithinLinspaceRounding) {
   DMEVAL_REQUIRE_GOLDEN();
-  const LdmSchedule s = schedule_of(config_of("ldm_uncond"));
+  const LdmSchedule s = schedule_of("ldm_uncond");
   NpzReader z = NpzReader::open(golden_path("ldm/schedule.npz"));
   const double b64 = max_ulps(s.betas_f64, to_torch(z.read("betas_f64")));
   EXPECT_LE(b64, 8.0);
@@ -81,15 +66,10 @@ TEST(GoldenLdmSampling, ScheduleBuffersWithinLinspaceRounding) {
 
 TEST(GoldenLdmSampling, EveryRunReplaysWithTheStoredNoise) {
   DMEVAL_REQUIRE_GOLDEN();
-  const json info = json::parse(read_text(golden_path("ldm/run_info.json")));
-  const torch::Tensor x_T = npy("ldm/sampling/x_T.npy");
+  const json info = json::parse(test::read_text(golden_path("ldm/run_info.json")));
+  const torch::Tensor x_T = test::ldm_golden_array("sampling/x_T.npy");
   // The first stage (shared by both models) for the decoded finals.
-  const json uncond_config = config_of("ldm_uncond");
-  VqFirstStage fs(vq_decoder_config_from_json(
-      uncond_config.at("params").at("first_stage_config").at("params"), "ldm_uncond/config.json"));
-  fs->eval();
-  load_ldm_weights(*fs, golden_path("ldm/decoder/first_stage.ckpt"), "first_stage_model.",
-                   {"encoder.", "quant_conv.", "loss."});
+  VqFirstStage fs = test::ldm_golden_first_stage();
   ASSERT_FALSE(info.at("runs").empty());
   for (auto it = info.at("runs").begin(); it != info.at("runs").end(); ++it) {
     const std::string run = it.key();
@@ -97,17 +77,15 @@ TEST(GoldenLdmSampling, EveryRunReplaysWithTheStoredNoise) {
     SCOPED_TRACE(run);
     const bool conditional = r.at("conditional").get<bool>();
     const std::string model = conditional ? "ldm_cond" : "ldm_uncond";
-    const json config = config_of(model);
-    const json& params = config.at("params");
-    LdmUNet unet(ldm_unet_config_from_json(params.at("unet_config").at("params"), model + "/config.json"));
+    LdmUNet unet(ldm_config_from_json(ldm_golden_config(model), model + "/config.json").unet);
     unet->eval();
     load_ldm_weights(*unet, golden_path("ldm/" + model + "/model.ckpt"), "model.diffusion_model.");
     NpzReader z = NpzReader::open(golden_path("ldm/sampling/" + run + ".npz"));
 
-    // Per-step constants, exact.
+    // Per-step constants: the timesteps exact, the values within the ulp rules above.
     const std::string sampler = r.at("sampler");
     const LdmDdimConstants c =
-        ldm_ddim_constants(schedule_of(config), r.at("S").get<int64_t>(), r.at("eta").get<double>());
+        ldm_ddim_constants(schedule_of(model), r.at("S").get<int64_t>(), r.at("eta").get<double>());
     EXPECT_EQ(c.timesteps, r.at("ddim_timesteps").get<std::vector<int64_t>>());
     EXPECT_TRUE(torch::equal(torch::tensor(c.timesteps, torch::kLong), to_torch(z.read("ddim_timesteps"))));
     // Elementwise from ᾱ (float32), which the schedule rule allows one float32 ulp: the same here.
@@ -175,28 +153,20 @@ TEST(GoldenLdmSampling, EveryRunReplaysWithTheStoredNoise) {
     const torch::Tensor ref_final = to_torch(z.read("final"));
     VqDecodeResult d = fs->decode(ref_final);
     const torch::Tensor idx_ref = to_torch(z.read("final_codebook_indices")).to(torch::kLong);
-    const torch::Tensor e = fs->codebook->weight;
-    torch::Tensor flat = ref_final.permute({0, 2, 3, 1}).reshape({-1, ref_final.size(1)});
-    torch::Tensor dist = (flat.unsqueeze(1) - e.unsqueeze(0)).square().sum(2).to(torch::kFloat64);
-    torch::Tensor best2 = std::get<0>(dist.topk(2, 1, /*largest=*/false));
-    torch::Tensor near_tie = (best2.select(1, 1) - best2.select(1, 0)) <= 1e-5 * best2.select(1, 1).abs();
-    torch::Tensor differ = d.indices.reshape({-1}) != idx_ref.reshape({-1});
-    EXPECT_EQ((differ & ~near_tie).sum().item<int64_t>(), 0);
-    if (differ.sum().item<int64_t>() == 0) {
-      const torch::Tensor got = ldm_images_to_uint8(d.images, "np"), want = to_torch(z.read("uint8_np"));
-      ASSERT_EQ(got.sizes(), want.sizes());
-      torch::Tensor level = ((d.images.to(torch::kFloat64) + 1) * 127.5).permute({0, 2, 3, 1});
-      torch::Tensor boundary = (level - level.round()).abs() / 127.5;
-      torch::Tensor off = got != want;
-      EXPECT_EQ((off & (boundary > 1e-4)).sum().item<int64_t>(), 0);
-      EXPECT_LE((got.to(torch::kInt32) - want.to(torch::kInt32)).abs().max().item<int>(), 1);
+    const test::CodeCheck idx = test::compare_codebook_indices(fs, ref_final, d.indices, idx_ref);
+    EXPECT_EQ(idx.differ_off_tie, 0) << test::describe(idx, 1);
+    if (idx.differ == 0) {
+      const test::CodeCheck c = test::compare_ldm_uint8(ldm_images_to_uint8(d.images, "np"),
+                                                        to_torch(z.read("uint8_np")), d.images, "np");
+      EXPECT_EQ(c.differ_off_tie, 0) << test::describe(c, 1);
+      EXPECT_LE(c.max_step, 1);
     }
   }
 }
 
 TEST(GoldenLdmSampling, PlmsRefusesEta) {
   DMEVAL_REQUIRE_GOLDEN();
-  const LdmDdimConstants c = ldm_ddim_constants(schedule_of(config_of("ldm_uncond")), 10, 1.0);
+  const LdmDdimConstants c = ldm_ddim_constants(schedule_of("ldm_uncond"), 10, 1.0);
   LdmEps eps = [](const torch::Tensor& x, const torch::Tensor&) { return torch::zeros_like(x); };
   LdmNoise noise = [](int64_t, c10::IntArrayRef shape) { return torch::zeros(shape); };
   EXPECT_THROW(ldm_plms_sample(c, eps, torch::zeros({1, 3, 8, 8}), noise), Error);
