@@ -53,7 +53,20 @@ const std::vector<KnownFile>& known_files() {
       {"VIRTUAL_imagenet256_labeled.npz", "ADM ImageNet 256 reference batch",
        "b32732719497e42660a9affb4a966068cba0855ac449b82015e34ec376d20758", "",
        "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/256/"
-       "VIRTUAL_imagenet256_labeled.npz"},
+       "VIRTUAL_imagenet256_labeled.npz",
+       "", 2037122530},
+      {"VIRTUAL_lsun_bedroom256.npz", "ADM LSUN-Bedroom 256 reference batch (no checksum published)", "", "",
+       "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/lsun/bedroom/"
+       "VIRTUAL_lsun_bedroom256.npz"},
+      // The latent-diffusion model zoo publishes no checksums (spec ldm.md §10).
+      {"model.ckpt",
+       "CompVis latent-diffusion cin256-v2 (LDM-4, class-conditional ImageNet 256), no checksum "
+       "published",
+       "", "", "https://ommer-lab.com/files/latent-diffusion/nitro/cin/model.ckpt", "", 1827378153},
+      {"model.ckpt",
+       "CompVis latent-diffusion LSUN-Bedrooms LDM-4 (lsun_beds256, inside lsun_bedrooms.zip), no "
+       "checksum or size published",
+       "", "", "https://ommer-lab.com/files/latent-diffusion/lsun_bedrooms.zip"},
   };
   return kFiles;
 }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "generators/sample_images.h"
+#include "generators/timestep_sequence.h"
 
 namespace dmeval {
 
@@ -20,6 +22,41 @@ void DiffusionModel::set_split_shortcut(bool on) {
   DMEVAL_CHECK(!on,
                "model {} (family {}) has no concatenating shortcut layers to split (q-diffusion's split)",
                name(), family());
+}
+
+DiffusionSchedule DiffusionModel::schedule() const {
+  return make_schedule(diffusion());
+}
+
+std::vector<std::string> DiffusionModel::samplers() const {
+  return sampler_names();
+}
+
+void DiffusionModel::validate_sampler(const SamplerSpec& spec) const {
+  dmeval::validate(spec);
+}
+
+std::string DiffusionModel::describe_sampler(const SamplerSpec& spec) const {
+  return dmeval::describe(spec);
+}
+
+std::vector<int64_t> DiffusionModel::sampler_timesteps(const SamplerSpec& spec) const {
+  std::vector<int64_t> seq = timestep_sequence(spec.skip_type, spec.steps, diffusion().num_timesteps);
+  return {seq.rbegin(), seq.rend()};
+}
+
+torch::Tensor DiffusionModel::sample(const SamplerSpec& spec, const EpsModel& eps, torch::Tensor x_T,
+                                     NoiseSource& noise, int64_t first, const StepObserver* observer,
+                                     const QuantNoiseStd* quant_noise) const {
+  return run_sampler(spec, schedule(), eps, std::move(x_T), noise, first, observer, quant_noise);
+}
+
+torch::Tensor DiffusionModel::to_uint8(const torch::Tensor& images, int64_t first_index) const {
+  return samples_to_uint8(images, first_index);
+}
+
+std::string DiffusionModel::uint8_conversion() const {
+  return "clamp((x + 1) / 2, 0, 1) * 255 + 0.5, truncated (torchvision save_image: round half up)";
 }
 
 void DiffusionModel::save_weights(const std::string& path, const std::map<std::string, std::string>&) {

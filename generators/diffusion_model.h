@@ -46,9 +46,14 @@ struct ModelSpec {
   std::string model = "cifar10";  // preset name or config file (the command line's default)
   std::string config;             // a config file (family-specific format)
   std::string checkpoint;
+  // Latent models: the first stage's weights from this file instead of the checkpoint (a VQ-f4
+  // model.ckpt, or any file holding first_stage_model.*).
+  std::string first_stage;
   int64_t random_weights = -1;  // seed: the framework's default initialisation instead of a checkpoint
   bool no_ema = false;
   bool allow_unknown = false;  // a file named like a public checkpoint whose checksum matches none
+  // How decoded images become uint8 ("" = the family's default; ldm: png, np or ptqd, spec ldm.md §8).
+  std::string uint8_conversion;
 };
 
 class DiffusionModel {
@@ -87,6 +92,24 @@ class DiffusionModel {
   // models: the first stage's encoding).
   virtual torch::Tensor encode(const torch::Tensor& images) { return images; }
 
+  // The family's noise schedule as the samplers and training use it (ddim: make_schedule(diffusion())).
+  virtual DiffusionSchedule schedule() const;
+  // Its samplers, with the reference's arithmetic for this family: the names --sampler takes here, a
+  // check of a sampler spec (before any work), the timestep of each sampler step (the noisiest first;
+  // step_index of EpsModel indexes it), and one run from x_T to x_0 (step noise from `noise`; the
+  // observer sees every step; quant_noise: PTQD's correction). Defaults: the ddim samplers.
+  virtual std::vector<std::string> samplers() const;
+  virtual void validate_sampler(const SamplerSpec& spec) const;
+  virtual std::string describe_sampler(const SamplerSpec& spec) const;
+  virtual std::vector<int64_t> sampler_timesteps(const SamplerSpec& spec) const;
+  virtual torch::Tensor sample(const SamplerSpec& spec, const EpsModel& eps, torch::Tensor x_T,
+                               NoiseSource& noise, int64_t first, const StepObserver* observer = nullptr,
+                               const QuantNoiseStd* quant_noise = nullptr) const;
+  // Decoded images (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) as the family's reference scripts
+  // convert them (NaN/Inf refused naming image first_index + i), and a line saying how.
+  virtual torch::Tensor to_uint8(const torch::Tensor& images, int64_t first_index) const;
+  virtual std::string uint8_conversion() const;
+
   // The module whose Conv2d/Linear layers (generators/layers.h) the quantization methods attach to.
   virtual torch::nn::Module& network() = 0;
   // Its attention blocks' quantizer slots, in module order (none for a family without attention).
@@ -124,5 +147,6 @@ std::shared_ptr<DiffusionModel> load_diffusion_model(const ModelSpec& spec);
 
 // The families (one function per family folder).
 ModelFamily ddim_unet_family();
+ModelFamily ldm_family();
 
 }  // namespace dmeval

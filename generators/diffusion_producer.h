@@ -11,6 +11,7 @@
 #include "core/image_sink.h"
 #include "generators/beta_schedule.h"
 #include "generators/conditioning_source.h"
+#include "generators/diffusion_model.h"
 #include "generators/noise_source.h"
 #include "generators/samplers.h"
 
@@ -18,6 +19,12 @@ namespace dmeval {
 
 class DiffusionImageProducer : public ImageProducer {
  public:
+  // A model of any family: its samplers, schedule, sample shape, decoding and uint8 conversion, with
+  // `eps` as its network (the float model's or a quantized one's).
+  DiffusionImageProducer(std::shared_ptr<DiffusionModel> model, EpsModel eps, SamplerSpec sampler,
+                         std::unique_ptr<NoiseSource> noise, torch::Device device, bool keep_raw,
+                         QuantNoiseStd quant_noise = {});
+  // The ddim samplers on a bare network (tests and tools that build a UNet themselves).
   DiffusionImageProducer(EpsModel model, DiffusionSchedule schedule, SamplerSpec sampler,
                          std::unique_ptr<NoiseSource> noise, std::vector<int64_t> image_shape,
                          torch::Device device, bool keep_raw, QuantNoiseStd quant_noise = {},
@@ -34,6 +41,7 @@ class DiffusionImageProducer : public ImageProducer {
 
  private:
   EpsModel model_;
+  std::shared_ptr<DiffusionModel> family_model_;  // null: the ddim samplers on schedule_
   DiffusionSchedule schedule_;
   SamplerSpec sampler_;
   std::unique_ptr<NoiseSource> noise_;

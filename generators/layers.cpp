@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace dmeval {
 
 const char* layer_role_name(LayerRole role) {
@@ -59,15 +61,17 @@ void default_init(torch::Tensor& weight, torch::Tensor& bias, int64_t fan_in) {
 }
 }  // namespace
 
-Conv2dLayerImpl::Conv2dLayerImpl(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, LayerRole r)
-    : in_channels(in), out_channels(out), kernel(k), stride(s), padding(p), role(r) {
-  weight = register_parameter("weight", torch::empty({out, in, k, k}));
+Conv2dLayerImpl::Conv2dLayerImpl(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, LayerRole r,
+                                 int64_t d)
+    : in_channels(in), out_channels(out), kernel(k), stride(s), padding(p), role(r), dims(d) {
+  DMEVAL_CHECK(d == 1 || d == 2, "convolution layers are 1-D or 2-D, not {}-D", d);
+  weight = register_parameter("weight", d == 1 ? torch::empty({out, in, k}) : torch::empty({out, in, k, k}));
   bias = register_parameter("bias", torch::empty({out}));
   reset_parameters();
 }
 
 void Conv2dLayerImpl::reset_parameters() {
-  default_init(weight, bias, in_channels * kernel * kernel);
+  default_init(weight, bias, in_channels * (dims == 1 ? kernel : kernel * kernel));
 }
 
 torch::Tensor Conv2dLayerImpl::forward(const torch::Tensor& x, int64_t split) {
@@ -75,13 +79,16 @@ torch::Tensor Conv2dLayerImpl::forward(const torch::Tensor& x, int64_t split) {
   if (quantizer) {
     const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)> op =
         [this](const torch::Tensor& in, const torch::Tensor& w, const torch::Tensor& b) {
-          return torch::conv2d(in, w, b, {stride, stride}, {padding, padding});
+          return dims == 1 ? torch::conv1d(in, w, b, {stride}, {padding})
+                           : torch::conv2d(in, w, b, {stride, stride}, {padding, padding});
         };
     y = quantizer->forward(x, LayerCall{weight, bias, op, split});
   } else {
-    y = torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+    y = dims == 1 ? torch::conv1d(x, weight, bias, {stride}, {padding})
+                  : torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
   }
-  if (MacCounter* c = MacCounter::active()) c->layers += y.numel() * in_channels * kernel * kernel;
+  if (MacCounter* c = MacCounter::active())
+    c->layers += y.numel() * in_channels * (dims == 1 ? kernel : kernel * kernel);
   return y;
 }
 
@@ -116,11 +123,12 @@ std::vector<LayerInfo> list_layers(const torch::nn::Module& root) {
   for (const auto& item : root.named_modules("", /*include_self=*/false)) {
     const torch::nn::Module* m = item.value().get();
     if (const auto* c = dynamic_cast<const Conv2dLayerImpl*>(m)) {
-      LayerInfo li{item.key(), "Conv2d", c->role, c->weight.sizes().vec(), c->out_channels};
+      LayerInfo li{item.key(), c->dims == 1 ? "Conv1d" : "Conv2d", c->role, c->weight.sizes().vec(),
+                   c->out_channels};
       li.kernel = c->kernel;
       li.stride = c->stride;
       li.padding = c->padding;
-      li.macs_per_output = c->in_channels * c->kernel * c->kernel;
+      li.macs_per_output = c->in_channels * (c->dims == 1 ? c->kernel : c->kernel * c->kernel);
       out.push_back(std::move(li));
     } else if (const auto* l = dynamic_cast<const LinearLayerImpl*>(m)) {
       LayerInfo li{item.key(), "Linear", l->role, l->weight.sizes().vec(), l->out_features};

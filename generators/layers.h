@@ -44,10 +44,32 @@ class AttentionQuantizer {
   virtual torch::Tensor w(const torch::Tensor& x) = 0;
 };
 
-// An attention block's quantizer slot, with the block's module path.
+// How an attention block's softmax-output quantizer (w) is set up from the activation settings at
+// sm_abit bits: as they are (the ddim UNet's QuantAttnBlock), asymmetric with z = 0 (q-diffusion's
+// QuantSMVMatMul in LDM's AttentionBlock), or with z = 0 and the settings' symmetry
+// (QuantBasicTransformerBlock).
+enum class SoftmaxQuant { kActCopy, kAsymmetricZero, kAlwaysZero };
+
+// An attention block's quantizer slot, with the block's module path and how its quantizers are named
+// and set up.
 struct AttentionHook {
   std::string name;
   std::shared_ptr<AttentionQuantizer>* quantizer = nullptr;
+  // Prefixes of the q/k and v/w quantizer names ("" = `name`): `<prefix>.act_quantizer_q` etc.
+  std::string qk_prefix, vw_prefix;
+  SoftmaxQuant softmax = SoftmaxQuant::kActCopy;
+  bool running_stat = false;  // whether set_running_stat reaches these quantizers
+};
+
+// A block that BRECQ reconstruction (generators/quant/reconstruction) treats as one unit, as the
+// references do for the blocks they replace by quantized blocks (LDM's ResBlock and
+// BasicTransformerBlock): while `probe` is set the block reports its inputs and output on every call,
+// and `run` evaluates it on such inputs.
+class ReconBlock {
+ public:
+  virtual ~ReconBlock() = default;
+  virtual torch::Tensor run(const std::vector<torch::Tensor>& inputs) = 0;
+  std::function<void(const std::vector<torch::Tensor>& inputs, const torch::Tensor& output)> probe;
 };
 
 // What a layer is for, which the size accounting and the quantization methods select layers by. The
@@ -79,10 +101,12 @@ enum class LayerRole {
 };
 const char* layer_role_name(LayerRole role);
 
+// A 2-D convolution, or with dims = 1 a 1-D one (nn.Conv1d: weight (out, in, k); LDM's AttentionBlock
+// projections), quantized the same way.
 class Conv2dLayerImpl : public torch::nn::Module {
  public:
   Conv2dLayerImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
-                  LayerRole role);
+                  LayerRole role, int64_t dims = 2);
   torch::Tensor forward(const torch::Tensor& x, int64_t split = 0);
   // PyTorch's default initialisation (kaiming_uniform with a = sqrt(5), bias U(±1/sqrt(fan_in))).
   void reset_parameters();
@@ -90,6 +114,7 @@ class Conv2dLayerImpl : public torch::nn::Module {
   torch::Tensor weight, bias;
   int64_t in_channels, out_channels, kernel, stride, padding;
   LayerRole role;
+  int64_t dims = 2;
   std::shared_ptr<LayerQuantizer> quantizer;
 };
 TORCH_MODULE(Conv2dLayer);
@@ -111,12 +136,12 @@ TORCH_MODULE(LinearLayer);
 // One quantizable layer of a model, in module order.
 struct LayerInfo {
   std::string name;  // module path, e.g. "down.0.block.1.conv2"
-  std::string type;  // "Conv2d" or "Linear"
+  std::string type;  // "Conv2d", "Conv1d" or "Linear"
   LayerRole role;
   std::vector<int64_t> weight_shape;
   int64_t out_channels = 0;
-  int64_t kernel = 1, stride = 1, padding = 0;  // Conv2d only
-  int64_t macs_per_output = 0;                  // in_channels * kernel^2 (Conv2d) or in_features
+  int64_t kernel = 1, stride = 1, padding = 0;  // convolutions only
+  int64_t macs_per_output = 0;                  // in_channels * kernel^dims (Conv) or in_features
 };
 
 // Counts multiply-accumulates while it is alive (on this thread): every Conv2dLayer / LinearLayer

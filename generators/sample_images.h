@@ -17,5 +17,9 @@ namespace dmeval {
 torch::Tensor samples_to_uint8(const torch::Tensor& x, int64_t first_index = 0);
 // The same as RGB Images (C must be 3; C = 1 is replicated as PIL does for grey).
 std::vector<Image> samples_to_images(const torch::Tensor& x, int64_t first_index = 0);
+// (N, H, W, C) uint8 (C = 3, or 1 replicated) -> Images.
+std::vector<Image> uint8_to_images(const torch::Tensor& u);
+// Throws naming the first image (first_index + row) of (N, ...) samples that holds NaN or Inf.
+void check_finite_samples(const torch::Tensor& x, int64_t first_index);
 
 }  // namespace dmeval

@@ -110,7 +110,27 @@ std::string network_suffix(const std::string& metric) {
   return open == std::string::npos || metric.back() != ']' ? std::string() : metric.substr(open);
 }
 
+std::vector<Table> tinydm_layout_one(const std::vector<RunResult>& results, const std::string& dataset_title);
+
+// TinyDM's tables are per dataset (its ImageNet and LSUN-Bedrooms LDM-4 tables): one set per dataset,
+// titled with it when there are several, so figures of different datasets never share a column.
 std::vector<Table> tinydm_layout(const std::vector<RunResult>& results) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<RunResult>> by_dataset;
+  for (const auto& r : results) {
+    if (!by_dataset.count(r.dataset)) order.push_back(r.dataset);
+    by_dataset[r.dataset].push_back(r);
+  }
+  if (order.size() <= 1) return tinydm_layout_one(results, "");
+  std::vector<Table> out;
+  for (const auto& d : order)
+    for (Table& t : tinydm_layout_one(by_dataset[d], d.empty() ? "(dataset not recorded)" : d))
+      out.push_back(std::move(t));
+  return out;
+}
+
+std::vector<Table> tinydm_layout_one(const std::vector<RunResult>& results,
+                                     const std::string& dataset_title) {
   static const char* kColumns[] = {"fid", "sfid", "is", "precision"};
   // One table per feature network found (Inception first), each holding the runs scored with it.
   std::vector<std::string> suffixes;
@@ -143,10 +163,10 @@ std::vector<Table> tinydm_layout(const std::vector<RunResult>& results) {
         return method_rank(a->method) < method_rank(b->method);
       return a->method < b->method;
     });
-    const std::string title =
-        sfx.empty() || suffixes.size() == 1
-            ? std::string()
-            : "Scored with " + sfx.substr(1, sfx.size() - 2) + " (not comparable with Inception figures)";
+    std::string title = sfx.empty() || suffixes.size() == 1 ? std::string()
+                                                            : "Scored with " + sfx.substr(1, sfx.size() - 2) +
+                                                                  " (not comparable with Inception figures)";
+    if (!dataset_title.empty()) title = title.empty() ? dataset_title : dataset_title + ": " + title;
     tables.push_back(make_table(
         title, {"Timesteps", "Bit-width (W/A)", "Method"}, tinydm_columns(sfx), runs,
         [&](const RunResult& r) {

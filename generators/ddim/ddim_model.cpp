@@ -14,6 +14,12 @@ DdimModel::DdimModel(ModelConfig config, DdimUNet unet, UNetWeightsInfo weights,
       random_seed_(random_seed) {}
 
 std::shared_ptr<DdimModel> DdimModel::load(const ModelSpec& o) {
+  DMEVAL_CHECK(
+      o.uint8_conversion.empty(),
+      "--uint8 {}: the ddim-unet family converts as ddim does (round half up, torchvision save_image)",
+      o.uint8_conversion);
+  DMEVAL_CHECK(o.first_stage.empty(),
+               "--first-stage: the ddim-unet family is a pixel-space model (no first stage)");
   ModelConfig config = o.config.empty() ? resolve_model_config(o.model) : read_ddim_yaml(o.config);
   if (o.checkpoint.empty() == (o.random_weights < 0))
     fail("give the UNet weights with --checkpoint FILE, or --random-weights SEED for random ones");
@@ -149,7 +155,9 @@ ModelFamily ddim_unet_family() {
       return (p.size() > 4 && p.substr(p.size() - 4) == ".yml") ||
              (p.size() > 5 && p.substr(p.size() - 5) == ".yaml");
     };
-    if (!s.config.empty()) return true;  // --config is a ddim .yml (the one config format read so far)
+    // Any other .yml is a ddim config (the ldm family, before this one in the registry, takes the
+    // LatentDiffusion ones).
+    if (!s.config.empty()) return true;
     if (yml(s.model)) return true;
     for (const auto& n : model_preset_names())
       if (n == s.model) return true;

@@ -58,7 +58,8 @@ void check_known_file(UNetWeightsInfo& info, const UNetWeightsOptions& options) 
   const std::string name = std::filesystem::path(info.path).filename().string();
   std::vector<std::string> expected;
   for (const auto& f : known_files())
-    if (f.name == name) expected.push_back(f.md5.empty() ? "SHA-256 " + f.sha256 : "MD5 " + f.md5);
+    if (f.name == name && f.has_checksum())
+      expected.push_back(f.md5.empty() ? "SHA-256 " + f.sha256 : "MD5 " + f.md5);
   if (!expected.empty() && !options.allow_unknown)
     fail(
         "{}: the name is that of a known public checkpoint, but its MD5 {} (SHA-256 {}) matches none of them "

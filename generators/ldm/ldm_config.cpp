@@ -124,6 +124,8 @@ LdmConfig resolve_ldm_config(const std::string& name) {
     LdmConfig c = ldm_config_from_json(nlohmann::json::parse(name == "cin256-v2" ? kCin256V2 : kLsunBedrooms),
                                        "preset " + name);
     c.name = name;
+    c.dataset =
+        name == "cin256-v2" ? "ImageNet 256x256, class-conditional (1000 classes)" : "LSUN-Bedrooms 256x256";
     return c;
   }
   std::ifstream in(name);
@@ -141,6 +143,56 @@ LdmConfig resolve_ldm_config(const std::string& name) {
   LdmConfig c = ldm_config_from_json(tree, name);
   c.name = name;
   return c;
+}
+
+bool looks_like_ldm_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in.good()) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  return text.find("unet_config") != std::string::npos &&
+         text.find("first_stage_config") != std::string::npos;
+}
+
+nlohmann::ordered_json describe_ldm_config(const LdmConfig& c) {
+  const LdmUNetConfig& u = c.unet;
+  nlohmann::ordered_json unet;
+  unet["image_size"] = u.image_size;
+  unet["in_channels"] = u.in_channels;
+  unet["out_channels"] = u.out_channels;
+  unet["model_channels"] = u.model_channels;
+  unet["num_res_blocks"] = u.num_res_blocks;
+  unet["attention_resolutions"] = u.attention_resolutions;
+  unet["channel_mult"] = u.channel_mult;
+  unet["num_heads"] = u.num_heads;
+  unet["num_head_channels"] = u.num_head_channels;
+  unet["use_spatial_transformer"] = u.use_spatial_transformer;
+  unet["transformer_depth"] = u.transformer_depth;
+  unet["context_dim"] = u.context_dim;
+  unet["legacy"] = u.legacy;
+  const VqDecoderConfig& f = c.first_stage;
+  nlohmann::ordered_json fs;
+  fs["kind"] = "VQModelInterface";
+  fs["embed_dim"] = f.embed_dim;
+  fs["n_embed"] = f.n_embed;
+  fs["z_channels"] = f.z_channels;
+  fs["resolution"] = f.resolution;
+  fs["out_ch"] = f.out_ch;
+  fs["ch"] = f.ch;
+  fs["ch_mult"] = f.ch_mult;
+  fs["num_res_blocks"] = f.num_res_blocks;
+  fs["attn_resolutions"] = f.attn_resolutions;
+  nlohmann::ordered_json j;
+  j["unet"] = unet;
+  j["first_stage"] = fs;
+  if (c.n_classes > 0) j["class_embedder"] = {{"n_classes", c.n_classes}, {"embed_dim", c.class_embed_dim}};
+  j["schedule"] = {{"kind", "linear (sqrt-space)"},
+                   {"linear_start", c.linear_start},
+                   {"linear_end", c.linear_end},
+                   {"timesteps", c.timesteps}};
+  j["scale_factor"] = c.scale_factor;
+  return j;
 }
 
 }  // namespace dmeval

@@ -16,6 +16,7 @@ namespace dmeval {
 
 struct LdmConfig {
   std::string name, source;
+  std::string dataset = "unknown (a config file)";
   LdmUNetConfig unet;
   VqDecoderConfig first_stage;
   int64_t n_classes = 0, class_embed_dim = 0;  // class embedder (0: unconditional)
@@ -30,6 +31,11 @@ struct LdmConfig {
 LdmConfig ldm_config_from_json(const nlohmann::json& tree, const std::string& source);
 // A preset name, or a .yaml/.yml/.json config file.
 LdmConfig resolve_ldm_config(const std::string& name_or_path);
+// Whether `path` is a config file holding a LatentDiffusion tree (read cheaply: its text names a
+// unet_config and a first_stage_config).
+bool looks_like_ldm_config(const std::string& path);
+// What determines the model's outputs, as JSON (the UNet, first stage, conditioning, schedule).
+nlohmann::ordered_json describe_ldm_config(const LdmConfig& c);
 std::vector<std::string> ldm_preset_names();
 
 }  // namespace dmeval

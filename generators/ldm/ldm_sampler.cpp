@@ -58,18 +58,32 @@ LdmDdimConstants ldm_ddim_constants(const LdmSchedule& s, int64_t S, double eta)
 namespace {
 
 // The step of p_sample_ddim / PLMS's get_x_prev_and_pred_x0 (float32, the reference's order).
-std::pair<torch::Tensor, torch::Tensor> ddim_step(const LdmDdimConstants& c, int64_t i,
-                                                  const torch::Tensor& x, const torch::Tensor& e,
-                                                  const LdmNoise& noise, int64_t draw) {
+LdmStep ddim_step(const LdmDdimConstants& c, int64_t i, const torch::Tensor& x, const torch::Tensor& e,
+                  const LdmNoise& noise, int64_t draw) {
   auto full = [&](const torch::Tensor& v) {
     return torch::full({x.size(0), 1, 1, 1}, v[i].item<float>(), x.options());
   };
-  torch::Tensor a_t = full(c.alphas), a_prev = full(c.alphas_prev), sigma_t = full(c.sigmas),
-                sqrt_one_minus_at = full(c.sqrt_one_minus_alphas);
-  torch::Tensor pred_x0 = (x - sqrt_one_minus_at * e) / a_t.sqrt();
-  torch::Tensor dir_xt = (1. - a_prev - sigma_t.pow(2)).sqrt() * e;
-  torch::Tensor n = sigma_t * noise(draw, x.sizes()).to(x.device()) * 1.0;
-  return {a_prev.sqrt() * pred_x0 + dir_xt + n, pred_x0};
+  LdmStep s;
+  s.a_t = full(c.alphas), s.a_prev = full(c.alphas_prev), s.sigma_t = full(c.sigmas);
+  torch::Tensor sqrt_one_minus_at = full(c.sqrt_one_minus_alphas);
+  s.pred_x0 = (x - sqrt_one_minus_at * e) / s.a_t.sqrt();
+  torch::Tensor dir_xt = (1. - s.a_prev - s.sigma_t.pow(2)).sqrt() * e;
+  s.noise = noise(draw, x.sizes()).to(x.device());
+  torch::Tensor n = s.sigma_t * s.noise * 1.0;
+  s.x_prev = s.a_prev.sqrt() * s.pred_x0 + dir_xt + n;
+  s.eps = e;
+  return s;
+}
+
+void report(LdmTrace* trace, LdmStep s, const LdmDdimConstants& c, int64_t k, int64_t i) {
+  if (!trace) return;
+  trace->x_inter.push_back(s.x_prev);
+  trace->pred_x0.push_back(s.pred_x0);
+  if (!trace->on_step) return;
+  s.k = k;
+  s.t = c.timesteps[static_cast<size_t>(i)];
+  s.t_prev = i > 0 ? c.timesteps[static_cast<size_t>(i - 1)] : 0;
+  trace->on_step(s);
 }
 
 torch::Tensor t_full(const torch::Tensor& x, int64_t t) {
@@ -88,9 +102,9 @@ torch::Tensor ldm_ddim_sample(const LdmDdimConstants& c, const LdmEps& eps, cons
     const int64_t i = S - 1 - k, t = c.timesteps[static_cast<size_t>(i)];
     if (trace) trace->model_t.push_back(t);
     torch::Tensor e = eps(x, t_full(x, t));
-    torch::Tensor x0;
-    std::tie(x, x0) = ddim_step(c, i, x, e, noise, k);
-    if (trace) trace->x_inter.push_back(x), trace->pred_x0.push_back(x0);
+    LdmStep s = ddim_step(c, i, x, e, noise, k);
+    x = s.x_prev;
+    report(trace, std::move(s), c, k, i);
   }
   return x;
 }
@@ -110,7 +124,7 @@ torch::Tensor ldm_plms_sample(const LdmDdimConstants& c, const LdmEps& eps, cons
     if (trace) trace->model_t.push_back(t);
     torch::Tensor e = eps(x, t_full(x, t)), e_prime;
     if (old.empty()) {
-      torch::Tensor x_tmp = ddim_step(c, i, x, e, noise, draw++).first;
+      torch::Tensor x_tmp = ddim_step(c, i, x, e, noise, draw++).x_prev;
       if (trace) trace->model_t.push_back(t_next);
       torch::Tensor e_next = eps(x_tmp, t_full(x, t_next));
       e_prime = (e + e_next) / 2;
@@ -121,11 +135,11 @@ torch::Tensor ldm_plms_sample(const LdmDdimConstants& c, const LdmEps& eps, cons
     } else {
       e_prime = (55 * e - 59 * old.end()[-1] + 37 * old.end()[-2] - 9 * old.end()[-3]) / 24;
     }
-    torch::Tensor x0;
-    std::tie(x, x0) = ddim_step(c, i, x, e_prime, noise, draw++);
+    LdmStep s = ddim_step(c, i, x, e_prime, noise, draw++);
+    x = s.x_prev;
     old.push_back(e);
     if (old.size() > 3) old.erase(old.begin());
-    if (trace) trace->x_inter.push_back(x), trace->pred_x0.push_back(x0);
+    report(trace, std::move(s), c, k, i);
   }
   return x;
 }

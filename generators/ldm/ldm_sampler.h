@@ -34,10 +34,19 @@ using LdmEps = std::function<torch::Tensor(const torch::Tensor& x, const torch::
 // The noise of draw k (one per DDIM step; S + 1 for PLMS) for a batch of shape `shape`.
 using LdmNoise = std::function<torch::Tensor(int64_t draw, c10::IntArrayRef shape)>;
 
+// One sampler step as it happened: step k (0 = the noisiest) at timestep t, the ε it combined (PLMS:
+// the multistep combination), x0, the noise draw (scaled by σ_t) and the result.
+struct LdmStep {
+  int64_t k = 0, t = 0, t_prev = 0;    // t_prev: the next (smaller) timestep, 0 after the last step
+  torch::Tensor a_t, a_prev, sigma_t;  // (B, 1, 1, 1) float32
+  torch::Tensor eps, pred_x0, noise, x_prev;
+};
+
 struct LdmTrace {
-  std::vector<torch::Tensor> x_inter;  // x_T, then x after every step
-  std::vector<torch::Tensor> pred_x0;  // x0 of every step
-  std::vector<int64_t> model_t;        // the timestep of every model call, in call order
+  std::vector<torch::Tensor> x_inter;           // x_T, then x after every step
+  std::vector<torch::Tensor> pred_x0;           // x0 of every step
+  std::vector<int64_t> model_t;                 // the timestep of every model call, in call order
+  std::function<void(const LdmStep&)> on_step;  // called after every step (optional)
 };
 
 torch::Tensor ldm_ddim_sample(const LdmDdimConstants& c, const LdmEps& eps, const torch::Tensor& x_T,

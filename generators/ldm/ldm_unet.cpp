@@ -21,7 +21,7 @@ torch::nn::GroupNorm group_norm(int64_t channels, double eps) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, channels).eps(eps));
 }
 
-class ResBlockImpl : public torch::nn::Module {
+class ResBlockImpl : public torch::nn::Module, public ReconBlock {
  public:
   ResBlockImpl(int64_t in, int64_t emb, int64_t out) {
     auto in_layers = holder(*this, "in_layers");
@@ -39,8 +39,15 @@ class ResBlockImpl : public torch::nn::Module {
     torch::Tensor h = in_conv(torch::silu(in_norm(x)));
     h = h + emb_proj(torch::silu(emb)).unsqueeze(-1).unsqueeze(-1);
     h = out_conv(torch::silu(out_norm(h)));  // Dropout: identity in evaluation
-    return (skip ? skip(x) : x) + h;
+    torch::Tensor out = (skip ? skip->forward(x, split ? split_at : 0) : x) + h;
+    if (probe) probe({x, emb}, out);
+    return out;
   }
+  torch::Tensor run(const std::vector<torch::Tensor>& in) override { return forward(in.at(0), in.at(1)); }
+  // q-diffusion's split shortcut: an output block's 1x1 skip sees cat([h, skip]); with `split` on it
+  // quantizes the first split_at channels (h's) and the rest separately.
+  int64_t split_at = 0;
+  bool split = false;
   torch::nn::GroupNorm in_norm{nullptr}, out_norm{nullptr};
   Conv2dLayer in_conv{nullptr}, out_conv{nullptr}, skip{nullptr};
   LinearLayer emb_proj{nullptr};
@@ -52,25 +59,31 @@ class AttentionBlockImpl : public torch::nn::Module {
  public:
   AttentionBlockImpl(int64_t channels, int64_t heads) : heads(heads) {
     norm = register_module("norm", group_norm(channels, 1e-5));
-    qkv = register_module("qkv", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels, 3 * channels, 1)));
+    qkv = register_module("qkv", Conv2dLayer(channels, 3 * channels, 1, 1, 0, LayerRole::kAttention1x1, 1));
     proj_out =
-        register_module("proj_out", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels, channels, 1)));
+        register_module("proj_out", Conv2dLayer(channels, channels, 1, 1, 0, LayerRole::kAttention1x1, 1));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t b = x.size(0), c = x.size(1);
     torch::Tensor xf = x.reshape({b, c, -1});
-    torch::Tensor q3 = qkv(norm(xf));
+    torch::Tensor q3 = qkv->forward(norm(xf));
     const int64_t length = q3.size(2), ch = q3.size(1) / (3 * heads);
     auto parts = q3.reshape({b * heads, ch * 3, length}).split(ch, 1);
     const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(ch)));
-    torch::Tensor w = torch::einsum("bct,bcs->bts", {parts[0] * scale, parts[1] * scale});
+    torch::Tensor q = parts[0] * scale, k = parts[1] * scale, v = parts[2];
+    // q-diffusion's QuantQKMatMul / QuantSMVMatMul: q·s and k·s after the scaling, then the softmax
+    // output and v.
+    if (quantizer) q = quantizer->q(q), k = quantizer->k(k);
+    torch::Tensor w = torch::einsum("bct,bcs->bts", {q, k});
     w = torch::softmax(w, -1);
-    torch::Tensor a = torch::einsum("bts,bcs->bct", {w, parts[2]}).reshape({b, -1, length});
-    return (xf + proj_out(a)).reshape(x.sizes());
+    if (quantizer) w = quantizer->w(w), v = quantizer->v(v);
+    torch::Tensor a = torch::einsum("bts,bcs->bct", {w, v}).reshape({b, -1, length});
+    return (xf + proj_out->forward(a)).reshape(x.sizes());
   }
   int64_t heads;
   torch::nn::GroupNorm norm{nullptr};
-  torch::nn::Conv1d qkv{nullptr}, proj_out{nullptr};
+  Conv2dLayer qkv{nullptr}, proj_out{nullptr};  // 1-D (nn.Conv1d)
+  std::shared_ptr<AttentionQuantizer> quantizer;
 };
 TORCH_MODULE(AttentionBlock);
 
@@ -98,8 +111,13 @@ class CrossAttentionImpl : public torch::nn::Module {
       return t.reshape({b, n, heads, d}).permute({0, 2, 1, 3}).reshape({b * heads, n, d});
     };
     torch::Tensor q = split_heads(to_q(x)), k = split_heads(to_k(ctx)), v = split_heads(to_v(ctx));
+    // q-diffusion's quantized transformer attention: q and k after the head split (the scale after the
+    // product), then the softmax output and v.
+    if (quantizer) q = quantizer->q(q), k = quantizer->k(k);
     torch::Tensor sim = torch::einsum("bid,bjd->bij", {q, k}) * scale;
-    torch::Tensor out = torch::einsum("bij,bjd->bid", {sim.softmax(-1), v});
+    torch::Tensor attn = sim.softmax(-1);
+    if (quantizer) attn = quantizer->w(attn), v = quantizer->v(v);
+    torch::Tensor out = torch::einsum("bij,bjd->bid", {attn, v});
     const int64_t b = x.size(0), n = out.size(1), d = out.size(2);
     out = out.reshape({b, heads, n, d}).permute({0, 2, 1, 3}).reshape({b, n, heads * d});
     return to_out(out);
@@ -107,11 +125,12 @@ class CrossAttentionImpl : public torch::nn::Module {
   int64_t heads;
   double scale;
   LinearLayer to_q{nullptr}, to_k{nullptr}, to_v{nullptr}, to_out{nullptr};
+  std::shared_ptr<AttentionQuantizer> quantizer;
 };
 TORCH_MODULE(CrossAttention);
 
 // BasicTransformerBlock; registration order attn1, ff, attn2, norm1..3 as the reference's keys.
-class TransformerBlockImpl : public torch::nn::Module {
+class TransformerBlockImpl : public torch::nn::Module, public ReconBlock {
  public:
   TransformerBlockImpl(int64_t dim, int64_t heads, int64_t dim_head, int64_t context_dim) {
     attn1 = register_module("attn1", CrossAttention(dim, dim, heads, dim_head, false));
@@ -125,12 +144,15 @@ class TransformerBlockImpl : public torch::nn::Module {
     norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
     norm3 = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
   }
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& context) {
-    x = attn1(norm1(x), torch::Tensor()) + x;
+  torch::Tensor forward(const torch::Tensor& input, const torch::Tensor& context) {
+    torch::Tensor x = attn1(norm1(input), torch::Tensor()) + input;
     x = attn2(norm2(x), context) + x;
     auto ag = ff_proj(norm3(x)).chunk(2, -1);  // GEGLU: a * gelu(gate), exact (erf) GELU
-    return ff_out(ag[0] * torch::gelu(ag[1])) + x;
+    torch::Tensor out = ff_out(ag[0] * torch::gelu(ag[1])) + x;
+    if (probe) probe({input, context}, out);
+    return out;
   }
+  torch::Tensor run(const std::vector<torch::Tensor>& in) override { return forward(in.at(0), in.at(1)); }
   CrossAttention attn1{nullptr}, attn2{nullptr};
   LinearLayer ff_proj{nullptr}, ff_out{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
@@ -369,7 +391,9 @@ LdmUNetImpl::LdmUNetImpl(const LdmUNetConfig& c) : config_(c) {
       const int64_t ich = chans.back();
       chans.pop_back();
       LdmBlock b;
-      b->add(LdmBlockImpl::Kind::kRes, ResBlock(ch + ich, emb, mc * c.channel_mult[level]));
+      ResBlock res(ch + ich, emb, mc * c.channel_mult[level]);
+      res->split_at = ch;  // cat([h, skip]): h's channels first
+      b->add(LdmBlockImpl::Kind::kRes, res);
       ch = mc * c.channel_mult[level];
       if (has_attention(ds)) attention(*b, ch);
       if (level > 0 && r == c.num_res_blocks) {
@@ -419,6 +443,37 @@ torch::Tensor LdmUNetImpl::forward_traced(const torch::Tensor& x, const torch::T
   h = out_norm_(h);
   record("out.0_groupnorm", h);
   return out_conv_(torch::silu(h));
+}
+
+std::vector<AttentionHook> LdmUNetImpl::attention_hooks() {
+  std::vector<AttentionHook> out;
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    torch::nn::Module* m = item.value().get();
+    if (auto* a = dynamic_cast<AttentionBlockImpl*>(m)) {
+      AttentionHook h;
+      h.name = item.key();
+      h.quantizer = &a->quantizer;
+      h.qk_prefix = item.key() + ".attention.qkv_matmul";
+      h.vw_prefix = item.key() + ".attention.smv_matmul";
+      h.softmax = SoftmaxQuant::kAsymmetricZero;
+      h.running_stat = false;  // set_running_stat does not reach q-diffusion's matmul blocks (spec §11.1)
+      out.push_back(h);
+    } else if (auto* c = dynamic_cast<CrossAttentionImpl*>(m)) {
+      AttentionHook h;
+      h.name = item.key();
+      h.quantizer = &c->quantizer;
+      h.softmax = SoftmaxQuant::kAlwaysZero;
+      h.running_stat = true;  // QuantBasicTransformerBlock's attention quantizers follow running statistics
+      out.push_back(h);
+    }
+  }
+  return out;
+}
+
+void LdmUNetImpl::set_split_shortcut(bool on) {
+  for (auto& b : output_blocks_)
+    for (auto& m : b->modules)
+      if (auto* r = dynamic_cast<ResBlockImpl*>(m.get())) r->split = on && r->skip;
 }
 
 ClassEmbedderImpl::ClassEmbedderImpl(int64_t n, int64_t d) : n_classes(n), embed_dim(d) {

@@ -8,8 +8,9 @@
 // supported; the options neither uses (scale-shift norm, up/down ResBlocks, ADM label embedding,
 // the new attention order) are refused when a config asks for them.
 //
-// Quantizable layers are Conv2dLayer/LinearLayer with roles (generators/layers.h). The LSUN model's
-// AttentionBlock projections are Conv1d in the reference and plain Conv1d here (not yet quantizable).
+// Quantizable layers are Conv2dLayer/LinearLayer with roles (generators/layers.h); the AttentionBlock
+// projections are the 1-D form of Conv2dLayer (nn.Conv1d's weight shape). Attention blocks expose
+// quantizer slots for the matrix products (attention_hooks).
 #pragma once
 
 #include <torch/torch.h>
@@ -54,6 +55,11 @@ class LdmUNetImpl : public torch::nn::Module {
   torch::Tensor forward_traced(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
                                std::vector<std::pair<std::string, torch::Tensor>>* trace);
   const LdmUNetConfig& config() const { return config_; }
+  // The quantizer slots of every AttentionBlock (q-diffusion's qkv_matmul / smv_matmul names) and of
+  // every transformer attention (attn1, attn2), in module order.
+  std::vector<AttentionHook> attention_hooks();
+  // q-diffusion's split shortcut on the output blocks' 1x1 skip convolutions (spec ldm.md §11.1).
+  void set_split_shortcut(bool on);
 
  private:
   LdmUNetConfig config_;

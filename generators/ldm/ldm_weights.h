@@ -19,4 +19,35 @@ namespace dmeval {
 std::string load_ldm_weights(torch::nn::Module& module, const std::string& path, const std::string& prefix,
                              const std::vector<std::string>& ignored = {});
 
+// The model_ema.* name of a UNet parameter: "model_ema." + ("diffusion_model." + name) without dots
+// (LitEma, spec ldm.md §4).
+std::string ldm_ema_key(const std::string& unet_param);
+
+// The parts of a latent-diffusion model one checkpoint holds.
+struct LdmParts {
+  torch::nn::Module* unet = nullptr;         // model.diffusion_model.*
+  torch::nn::Module* first_stage = nullptr;  // first_stage_model.* (decode path)
+  torch::nn::Module* cond_stage = nullptr;   // cond_stage_model.* (null: unconditional)
+};
+
+struct LdmCheckpointInfo {
+  std::string path, sha256, format;
+  int64_t size_bytes = 0, global_step = -1;
+  bool ema_applied = false;
+  std::string known_file;  // the public file it is ("" = not recognised)
+  // The first stage's own file when it came from one (else the checkpoint's first_stage_model.*).
+  std::string first_stage_path, first_stage_sha256;
+};
+
+// A whole LatentDiffusion checkpoint (Lightning .ckpt, bare state dict or safetensors) as the
+// reference samples it: the UNet, then with `apply_ema` every model_ema.* copy on its parameter
+// (CompVis ema_scope / q-diffusion copy_to; all must be present), the first stage's decode path and
+// the conditioning stage, every key and shape checked (errors name the file, the first mismatching
+// key and both shapes). Known files are recognised by SHA-256, or by name and size where the model zoo
+// publishes no checksum (spec ldm.md §10).
+// With `first_stage_path` the first stage comes from that file instead: its first_stage_model.* tensors,
+// or, in a first-stage checkpoint (VQ-f4 model.ckpt), its own encoder/decoder/quantize keys.
+LdmCheckpointInfo load_ldm_checkpoint(const LdmParts& parts, const std::string& path, bool apply_ema,
+                                      const std::string& first_stage_path = "");
+
 }  // namespace dmeval

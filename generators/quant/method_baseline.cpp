@@ -70,7 +70,8 @@ class BaselineMethod : public QuantMethod {
     shape.insert(shape.begin(), 1);
     const auto dev = ctx.run.device;
     q.forward(torch::zeros(shape, torch::TensorOptions().device(dev)),
-              torch::zeros({1}, torch::TensorOptions().device(dev)));  // weights: min-max of the weights
+              torch::zeros({1}, torch::TensorOptions().device(dev)),
+              probe_conditioning(*ctx.model, 1));  // weights: min-max of the weights
     if (ctx.bits.act_quantized()) {
       Trajectories tr = trajectories_from_settings(ctx, *fp);
       CalibSet calib = qdiffusion_calibration(tr, ctx.settings["cali_n"], ctx.settings["cali_st"]);
@@ -79,7 +80,7 @@ class BaselineMethod : public QuantMethod {
                               .slice(0, 0, ctx.settings["act_init_batch"].get<int64_t>());
       CalibSet batch = calib.index(idx);
       q.set_quant_state(true, true);
-      q.forward(batch.x.to(dev), batch.t.to(dev));
+      q.forward(batch.x.to(dev), batch.t.to(dev), batch.cond());
       model->mutable_report()["act_init_images"] = batch.size();
     }
     q.set_quant_state(true, ctx.bits.act_quantized());

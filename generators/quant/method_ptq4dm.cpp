@@ -100,7 +100,7 @@ class Ptq4dmMethod : public QuantMethod {
       const auto dev = ctx.run.device;
       for (int64_t i = 0; i + batch <= calib.size(); i += batch) {
         CalibSet b = calib.slice(i, i + batch);
-        q.forward(b.x.to(dev), b.t.to(dev));
+        q.forward(b.x.to(dev), b.t.to(dev), b.cond());
       }
       for (auto& [n, l] : q.layers())
         if (l->act) l->act->set_inited(true);

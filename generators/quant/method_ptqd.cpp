@@ -160,7 +160,7 @@ class PtqdMethod : public QuantMethod {
       torch::NoGradGuard no_grad;
       q.set_quant_state(true, false);
       const int64_t n = s.at("weight_init_batch");
-      q.forward(calib.x.slice(0, 0, n), calib.t.slice(0, 0, n));
+      q.forward(calib.x.slice(0, 0, n), calib.t.slice(0, 0, n), calib.slice(0, n).cond());
     }
     std::set<std::string> skip;
     auto handles = layer_handles(ctx.model->network());
@@ -190,7 +190,7 @@ class PtqdMethod : public QuantMethod {
         torch::NoGradGuard no_grad;
         q.set_quant_state(true, true);
         const int64_t n = s.at("act_init_batch");
-        q.forward(calib.x.slice(0, 0, n), calib.t.slice(0, 0, n));
+        q.forward(calib.x.slice(0, 0, n), calib.t.slice(0, 0, n), calib.slice(0, n).cond());
       }
       ro.act_quant = true;
       ro.asym = false;
@@ -211,7 +211,15 @@ class PtqdMethod : public QuantMethod {
 
     // Quantization-noise correction on the FP trajectory (one entry per distinct timestep).
     torch::NoGradGuard no_grad;
-    EpsModel q_eps = model->UNetQuantizedModel::eps(), f_eps = fp->eps(ctx.run);
+    // A conditional model's error is that of the guided ε of each image (PTQD's cin256 statistics): the
+    // conditional rows of the trajectory with their labels and the run's guidance scale.
+    const int64_t images = tr.x0[0].size(0), offset = tr.images() - images;
+    Conditioning cond;
+    if (!tr.ys.empty()) {
+      cond = ctx.conditioning ? ctx.conditioning(0, 1) : Conditioning{};
+      cond.class_labels = tr.ys[0].slice(0, offset);
+    }
+    EpsModel q_eps = model->UNetQuantizedModel::eps(cond), f_eps = fp->eps(ctx.run, cond);
     std::vector<int64_t> ts;
     std::vector<double> ks, sig;
     std::vector<torch::Tensor> biases;
@@ -219,7 +227,7 @@ class PtqdMethod : public QuantMethod {
     for (int64_t k = 0; k < tr.steps(); ++k) {
       const int64_t t = static_cast<int64_t>(tr.ts[k][0].item<float>());
       if (std::find(ts.begin(), ts.end(), t) != ts.end()) continue;  // repeated timestep (quad)
-      torch::Tensor x = tr.xs[k].to(dev), tt = tr.ts[k].to(dev);
+      torch::Tensor x = tr.xs[k].slice(0, offset).to(dev), tt = tr.ts[k].slice(0, offset).to(dev);
       torch::Tensor e_fp = f_eps(x, tt, k).to(torch::kFloat64),
                     err = q_eps(x, tt, k).to(torch::kFloat64) - e_fp;
       // scipy.stats.linregress(ε, e).slope over all elements

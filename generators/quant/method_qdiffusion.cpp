@@ -97,8 +97,8 @@ class QDiffusionMethod : public QuantMethod {
     {  // 1. weight quantizers from the first samples (creates the split quantizers too)
       torch::NoGradGuard no_grad;
       q.set_quant_state(true, false);
-      q.forward(calib.x.slice(0, 0, s.at("weight_init_batch").get<int64_t>()),
-                calib.t.slice(0, 0, s.at("weight_init_batch").get<int64_t>()));
+      const CalibSet first = calib.slice(0, s.at("weight_init_batch").get<int64_t>());
+      q.forward(first.x, first.t, first.cond());
     }
     ReconOptions ro;
     ro.batch_size = s.at("batch_size");
@@ -134,14 +134,14 @@ class QDiffusionMethod : public QuantMethod {
                               .slice(0, 0, s.at("act_init_batch").get<int64_t>())
                               .to(dev);
       CalibSet b = calib.index(idx);
-      q.forward(b.x, b.t);
+      q.forward(b.x, b.t, b.cond());
       if (s.at("running_stat").get<bool>()) {
         torch::Tensor order = torch::randperm(calib.size(), g, torch::kLong).to(dev);
         q.set_running_stat(true);
         const int64_t n = s.at("act_init_batch").get<int64_t>();
         for (int64_t i = 0; i + n <= calib.size(); i += n) {
           CalibSet bb = calib.index(order.slice(0, i, i + n));
-          q.forward(bb.x, bb.t);
+          q.forward(bb.x, bb.t, bb.cond());
         }
         q.set_running_stat(false);
       }

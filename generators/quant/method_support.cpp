@@ -25,9 +25,26 @@ Trajectories trajectories_from_settings(QuantContext& ctx, DiffusionModel& fp) {
   spec.eta = s.at("traj_eta").get<double>();
   auto noise = make_noise_source("per-image", s.at("seed").get<uint64_t>());
   const int64_t n = s.at("traj_images").get<int64_t>();
-  ctx.log(fmt::format("calibration trajectories: {} images, {}", n, describe(spec)));
-  return record_trajectories(fp.eps(ctx.run), ctx.schedule, spec, *noise, n,
-                             s.at("traj_batch").get<int64_t>(), fp.sample_shape(), ctx.run.device);
+  fp.validate_sampler(spec);
+  ctx.log(fmt::format("calibration trajectories: {} images, {}", n, fp.describe_sampler(spec)));
+  const int64_t batch = s.at("traj_batch").get<int64_t>();
+  // Without a conditioning rule a conditional model samples as its eps({}) allows (the ldm family
+  // refuses, naming what it needs).
+  if (ctx.conditioning) {
+    return record_trajectories(
+        fp, [&](const Conditioning& c) { return fp.eps(ctx.run, c); }, ctx.conditioning, spec, *noise, n,
+        batch, ctx.run.device);
+  }
+  return record_trajectories(fp, fp.eps(ctx.run), spec, *noise, n, batch, ctx.run.device);
+}
+
+Conditioning probe_conditioning(const DiffusionModel& m, int64_t n) {
+  Conditioning c;
+  for (const std::string& kind : m.conditioning()) {
+    DMEVAL_CHECK(kind == "class", "model {}: no probe input for {} conditioning", m.name(), kind);
+    c.class_labels = torch::zeros({n}, torch::kLong);
+  }
+  return c;
 }
 
 void apply_first_last(QuantPlan& plan, const torch::nn::Module& network, const std::string& mode) {
@@ -78,7 +95,7 @@ void UNetQuantizedModel::build_structure() {
   const auto device = model_->network().parameters().front().device();
   qunet_->set_quant_state(false, false);
   qunet_->forward(torch::zeros(shape, torch::TensorOptions().device(device)),
-                  torch::zeros({1}, torch::TensorOptions().device(device)));
+                  torch::zeros({1}, torch::TensorOptions().device(device)), probe_conditioning(*model_, 1));
 }
 
 void UNetQuantizedModel::restore(const std::map<std::string, torch::Tensor>& state,

@@ -15,8 +15,13 @@ namespace dmeval {
 // evaluation seed so that calibration and evaluation images differ).
 void add_trajectory_settings(nlohmann::ordered_json& s, int64_t images, int64_t steps,
                              const std::string& skip, double eta, int64_t seed);
-// `fp`: the full-precision model (a clone made before quantizers are attached).
+// `fp`: the full-precision model (a clone made before quantizers are attached). With ctx.conditioning
+// (conditional runs) each batch samples with its class labels and guidance.
 Trajectories trajectories_from_settings(QuantContext& ctx, DiffusionModel& fp);
+
+// A conditioning of n rows that makes any model run once (class 0 for class-conditional models, none
+// otherwise): the passes that only create structure or initialise weight quantizers.
+Conditioning probe_conditioning(const DiffusionModel& m, int64_t n);
 
 // Per-layer override of the first and last convolution: "same" (as every layer), "8" (weights and
 // inputs at 8 bits) or "fp" (left in float32). Throws for other values.

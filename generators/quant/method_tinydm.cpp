@@ -188,11 +188,13 @@ class TinyDMModel : public QuantizedModel {
   std::map<std::string, double> bits_;
 };
 
-// Reversed quad/uniform sequence: the timestep of step index k (k = 0 noisiest), and the next one
-// (-1 after the last), as generalized_steps pairs them.
-std::vector<int64_t> step_timesteps(const nlohmann::ordered_json& s, int64_t T) {
-  auto seq = timestep_sequence(s.at("traj_skip").get<std::string>(), s.at("traj_steps").get<int64_t>(), T);
-  return {seq.rbegin(), seq.rend()};
+// The timestep of step index k (k = 0 noisiest) of the model's trajectory sampler (the ddim family:
+// the reversed quad/uniform sequence, as generalized_steps pairs them; the ldm family: its +1 timesteps).
+std::vector<int64_t> step_timesteps(const DiffusionModel& m, const nlohmann::ordered_json& s) {
+  SamplerSpec spec;
+  spec.skip_type = s.at("traj_skip").get<std::string>();
+  spec.steps = s.at("traj_steps").get<int64_t>();
+  return m.sampler_timesteps(spec);
 }
 
 }  // namespace
@@ -237,7 +239,7 @@ TinyDMOptions tinydm_options(const nlohmann::ordered_json& s, bool attention) {
 
 std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attention, TinyDMTrace* trace) {
   const auto& s = ctx.settings;
-  const std::vector<int64_t> ts = step_timesteps(s, ctx.schedule.num_timesteps);
+  const std::vector<int64_t> ts = step_timesteps(*ctx.model, s);
   const int64_t S = static_cast<int64_t>(ts.size());
   const int64_t window = s.at("window_start");
   DMEVAL_CHECK(window >= 0 && window < S,
@@ -255,6 +257,11 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
   DMEVAL_CHECK(rounds >= 0 && n >= 1, "rounds {} / calib_batch {}", rounds, n);
   model->sample_count = torch::zeros({S});
   report["quantized_layers"] = static_cast<int64_t>(model->layers().size());
+  if (ctx.model->family() != "ddim-unet")
+    report["construction"] = fmt::format(
+        "dmeval's construction: TinyDM (APQ-DM) on the {} family, whose reference code has none (the same "
+        "algorithm on its ResBlock convolutions)",
+        ctx.model->family());
   if (!ctx.bits.act_quantized() || rounds == 0) {
     report["rounds"] = nlohmann::ordered_json::array();
     return model;  // weight ranges only: nothing to learn
@@ -272,7 +279,14 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
   spec.eta = s.at("traj_eta").get<double>();
   const auto dev = ctx.run.device;
   const std::vector<int64_t> shape = ctx.model->sample_shape();
-  EpsModel fp_eps = fp->eps(ctx.run);
+  // A conditional model: the calibration images' conditioning as the run samples them (guided
+  // trajectories); the calibration loss asks the network for the conditional ε of the same labels.
+  Conditioning cond, cond_rows;
+  if (ctx.conditioning) {
+    cond = ctx.conditioning(0, n);
+    cond_rows.class_labels = cond.class_labels;
+  }
+  EpsModel fp_eps = fp->eps(ctx.run, cond);
   const double lr = s.at("lr"), wd = s.at("weight_decay"), sw = s.at("sample_weight"),
                dlw = s.at("diff_loss_weight");
   const bool unit_range = s.at("calib_image_unit_range"), from_input = s.at("update_from_input");
@@ -288,7 +302,7 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
       torch::Tensor x_T = noise.initial(0, n, shape).to(dev);
       std::vector<torch::Tensor> xs = {x_T};
       StepObserver obs = [&](const StepRecord& rec) { xs.push_back(rec.x_next); };
-      run_sampler(spec, ctx.schedule, fp_eps, x_T, noise, 0, &obs);
+      fp->sample(spec, fp_eps, x_T, noise, 0, &obs);
       model->sample_count[pick] += 1;
       xs_pick = xs[pick];
       if (trace) trace->x_T.push_back(x_T.cpu());
@@ -323,7 +337,7 @@ std::unique_ptr<QuantizedModel> tinydm_calibrate(QuantContext& ctx, bool attenti
       // noise_estimation_loss: a = (1-b).cumprod()[t] (= compute_alpha's value)
       torch::Tensor x_in = x * at.sqrt() + e * (1.0 - at).sqrt();
       model->set_step(k);
-      torch::Tensor eps = model->model().forward(x_in, tv);
+      torch::Tensor eps = model->model().forward(x_in, tv, cond_rows);
       torch::Tensor loss = (e - eps).square().sum({1, 2, 3}).mean(0);
       mse_per_step.push_back(loss.item<double>());
       torch::Tensor ent;
@@ -441,8 +455,7 @@ class TinyDMMethod : public QuantMethod {
   std::unique_ptr<QuantizedModel> restore(QuantContext& ctx,
                                           const std::map<std::string, torch::Tensor>& state) const override {
     check_bits(ctx.bits);
-    auto model = std::make_unique<TinyDMModel>(ctx.model, ctx.bits,
-                                               step_timesteps(ctx.settings, ctx.schedule.num_timesteps),
+    auto model = std::make_unique<TinyDMModel>(ctx.model, ctx.bits, step_timesteps(*ctx.model, ctx.settings),
                                                tinydm_options(ctx.settings, attention_), ctx.run);
     model->restore(state);
     return model;

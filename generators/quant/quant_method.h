@@ -42,6 +42,9 @@ struct QuantContext {
   nlohmann::ordered_json settings;  // the method's settings (defaults merged with the user's)
   UNetRunOptions run;               // device and micro-batch for the FP and quantized passes
   uint64_t seed = 0;
+  // Conditional models: the conditioning (with the guidance scale) of calibration images first ..
+  // first + n - 1, as the run samples them; empty for unconditional models.
+  std::function<Conditioning(int64_t first, int64_t n)> conditioning;
   std::function<void(const std::string&)> log = [](const std::string&) {};
 };
 

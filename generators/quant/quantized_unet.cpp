@@ -55,12 +55,14 @@ torch::Tensor QuantLayer::forward(const torch::Tensor& input, const LayerCall& c
   return out;
 }
 
-QuantAttention::QuantAttention(const UniformQuantizerSpec& act, int sm_abit) {
+QuantAttention::QuantAttention(const UniformQuantizerSpec& act, int sm_abit, SoftmaxQuant softmax) {
   act_q = std::make_unique<UniformQuantizer>(act);
   act_k = std::make_unique<UniformQuantizer>(act);
   act_v = std::make_unique<UniformQuantizer>(act);
   UniformQuantizerSpec w = act;  // a copy of the activation settings at sm_abit bits
   w.bits = sm_abit;
+  if (softmax != SoftmaxQuant::kActCopy) w.always_zero = true;
+  if (softmax == SoftmaxQuant::kAsymmetricZero) w.symmetric = false;
   act_w = std::make_unique<UniformQuantizer>(w);
 }
 
@@ -87,12 +89,22 @@ QuantizedUNet::QuantizedUNet(std::shared_ptr<DiffusionModel> model, QuantPlan pl
     auto q = std::make_shared<QuantLayer>(plan_.layers[i]);
     h.quantizer() = q;
     layers_.emplace_back(h.name, q);
+    if (h.linear && !h.linear->bias.defined()) biasless_.insert(h.name);
   }
   if (plan_.attention)
     for (AttentionHook& hook : model_->attention_hooks()) {
-      auto q = std::make_shared<QuantAttention>(*plan_.attention, plan_.sm_abit);
+      auto q = std::make_shared<QuantAttention>(*plan_.attention, plan_.sm_abit, hook.softmax);
+      q->qk_prefix = hook.qk_prefix.empty() ? hook.name : hook.qk_prefix;
+      q->vw_prefix = hook.vw_prefix.empty() ? hook.name : hook.vw_prefix;
+      q->running_stat = hook.running_stat;
       *hook.quantizer = q;
       attention_.emplace_back(hook.name, q);
+      // Its quantizers are listed after the block's last layer.
+      std::string last;
+      for (const LayerHandle& l : handles)
+        if (l.name.rfind(hook.name + ".", 0) == 0) last = l.name;
+      DMEVAL_CHECK(!last.empty(), "attention block {} has no layer", hook.name);
+      attention_after_[last].push_back(q.get());
     }
   model_->set_split_shortcut(plan_.split_shortcut);
 }
@@ -116,6 +128,10 @@ void QuantizedUNet::set_running_stat(bool on) {
     if (q->act) q->act->set_running_stat(on);
     if (q->act_0) q->act_0->set_running_stat(on);
   }
+  for (auto& [n, q] : attention_)
+    if (q->running_stat)
+      for (UniformQuantizer* u : {q->act_q.get(), q->act_k.get(), q->act_v.get(), q->act_w.get()})
+        u->set_running_stat(on);
 }
 
 void QuantizedUNet::convert_adaround() {
@@ -143,21 +159,19 @@ std::vector<QuantizedUNet::Named> QuantizedUNet::quantizers() {
     else if (s.uniform)
       out.push_back({name, s.uniform.get(), nullptr, true});
   };
-  size_t a = 0;
   for (auto& [name, q] : layers_) {
-    // attention blocks' own quantizers come after their last layer (proj_out)
+    // attention blocks' own quantizers come after their last layer (proj_out, to_out.0)
     slot(name + ".weight_quantizer", q->weight);
     if (q->act) out.push_back({name + ".act_quantizer", q->act.get(), nullptr, false});
     slot(name + ".weight_quantizer_0", q->weight_0);
     if (q->act_0) out.push_back({name + ".act_quantizer_0", q->act_0.get(), nullptr, false});
-    if (a < attention_.size() && name == attention_[a].first + ".proj_out") {
-      QuantAttention& aq = *attention_[a].second;
-      const std::string& an = attention_[a].first;
-      out.push_back({an + ".act_quantizer_q", aq.act_q.get(), nullptr, false});
-      out.push_back({an + ".act_quantizer_k", aq.act_k.get(), nullptr, false});
-      out.push_back({an + ".act_quantizer_v", aq.act_v.get(), nullptr, false});
-      out.push_back({an + ".act_quantizer_w", aq.act_w.get(), nullptr, false});
-      ++a;
+    auto it = attention_after_.find(name);
+    if (it == attention_after_.end()) continue;
+    for (QuantAttention* aq : it->second) {
+      out.push_back({aq->qk_prefix + ".act_quantizer_q", aq->act_q.get(), nullptr, false});
+      out.push_back({aq->qk_prefix + ".act_quantizer_k", aq->act_k.get(), nullptr, false});
+      out.push_back({aq->vw_prefix + ".act_quantizer_v", aq->act_v.get(), nullptr, false});
+      out.push_back({aq->vw_prefix + ".act_quantizer_w", aq->act_w.get(), nullptr, false});
     }
   }
   return out;
@@ -187,8 +201,6 @@ void QuantizedUNet::load_params(const NpzReader& z, bool round_up_as_alpha) {
 std::vector<std::pair<std::string, torch::Tensor>> QuantizedUNet::state_dict() {
   std::map<std::string, QuantLayer*> by_layer;
   for (auto& [n, q] : layers_) by_layer[n] = q.get();
-  std::map<std::string, QuantAttention*> by_attn;
-  for (auto& [n, q] : attention_) by_attn[n] = q.get();
   std::vector<std::pair<std::string, torch::Tensor>> out;
   auto add_uniform = [&](const std::string& name, const UniformQuantizer* u) {
     if (!u || !u->delta().defined()) return;
@@ -204,28 +216,32 @@ std::vector<std::pair<std::string, torch::Tensor>> QuantizedUNet::state_dict() {
       add_uniform(name, w.uniform.get());
     }
   };
+  auto ends_with = [](const std::string& k, const std::string& suffix) {
+    return k.size() > suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
   for (const auto& p : model_->network().named_parameters(true)) {
     out.emplace_back("model." + p.key(), p.value().detach());
     const std::string& key = p.key();
-    if (key.size() < 5 || key.compare(key.size() - 5, 5, ".bias") != 0) continue;
-    const std::string layer = key.substr(0, key.size() - 5);
+    // A layer's quantizers follow its last tensor: the bias, or the weight of a layer without one.
+    std::string layer;
+    if (ends_with(key, ".bias"))
+      layer = key.substr(0, key.size() - 5);
+    else if (ends_with(key, ".weight") && biasless_.count(key.substr(0, key.size() - 7)))
+      layer = key.substr(0, key.size() - 7);
     auto it = by_layer.find(layer);
-    if (it == by_layer.end()) continue;
+    if (layer.empty() || it == by_layer.end()) continue;
     QuantLayer& q = *it->second;
     add_weight(layer + ".weight_quantizer", q.weight);
     add_uniform(layer + ".act_quantizer", q.act.get());
     add_weight(layer + ".weight_quantizer_0", q.weight_0);
     add_uniform(layer + ".act_quantizer_0", q.act_0.get());
-    const std::string suffix = ".proj_out";
-    if (layer.size() > suffix.size() &&
-        layer.compare(layer.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      auto a = by_attn.find(layer.substr(0, layer.size() - suffix.size()));
-      if (a != by_attn.end()) {
-        add_uniform(a->first + ".act_quantizer_q", a->second->act_q.get());
-        add_uniform(a->first + ".act_quantizer_k", a->second->act_k.get());
-        add_uniform(a->first + ".act_quantizer_v", a->second->act_v.get());
-        add_uniform(a->first + ".act_quantizer_w", a->second->act_w.get());
-      }
+    auto a = attention_after_.find(layer);
+    if (a == attention_after_.end()) continue;
+    for (QuantAttention* aq : a->second) {
+      add_uniform(aq->qk_prefix + ".act_quantizer_q", aq->act_q.get());
+      add_uniform(aq->qk_prefix + ".act_quantizer_k", aq->act_k.get());
+      add_uniform(aq->vw_prefix + ".act_quantizer_v", aq->act_v.get());
+      add_uniform(aq->vw_prefix + ".act_quantizer_w", aq->act_w.get());
     }
   }
   return out;

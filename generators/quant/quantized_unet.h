@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,13 +68,17 @@ class QuantLayer : public LayerQuantizer {
 
 class QuantAttention : public AttentionQuantizer {
  public:
-  QuantAttention(const UniformQuantizerSpec& act, int sm_abit);
+  // q, k, v with the activation settings; w at sm_abit bits, set up as `softmax` says (layers.h).
+  QuantAttention(const UniformQuantizerSpec& act, int sm_abit, SoftmaxQuant softmax = SoftmaxQuant::kActCopy);
   torch::Tensor q(const torch::Tensor& x) override { return use_act_quant ? act_q->forward(x) : x; }
   torch::Tensor k(const torch::Tensor& x) override { return use_act_quant ? act_k->forward(x) : x; }
   torch::Tensor v(const torch::Tensor& x) override { return use_act_quant ? act_v->forward(x) : x; }
   torch::Tensor w(const torch::Tensor& x) override { return use_act_quant ? act_w->forward(x) : x; }
   bool use_act_quant = false;
   std::unique_ptr<UniformQuantizer> act_q, act_k, act_v, act_w;
+  // Quantizer names: `<qk_prefix>.act_quantizer_{q,k}`, `<vw_prefix>.act_quantizer_{v,w}`.
+  std::string qk_prefix, vw_prefix;
+  bool running_stat = false;  // whether set_running_stat reaches them
 };
 
 class QuantizedUNet {
@@ -100,14 +105,14 @@ class QuantizedUNet {
     bool is_weight = false;
   };
   // Every quantizer that exists now, in module order (weight, act, weight_0, act_0 per layer; each
-  // attention block's after its proj_out).
+  // attention block's after its last layer: proj_out, to_out.0).
   std::vector<Named> quantizers();
   // Δ/z (and AdaRound α, or its rounding bits) from arrays named `<quantizer>.delta` etc.
   void load_params(const NpzReader& z, bool round_up_as_alpha = true);
 
   // q-diffusion's `qnn.state_dict()` layout: "model." + every network tensor in module order, each
-  // quantized layer's quantizers after its bias (AdaRound: alpha, zero_point, delta; uniform: delta,
-  // zero_point), attention quantizers after the block's proj_out.
+  // quantized layer's quantizers after its bias (its weight when it has none; AdaRound: alpha,
+  // zero_point, delta; uniform: delta, zero_point), attention quantizers after the block's last layer.
   std::vector<std::pair<std::string, torch::Tensor>> state_dict();
   // Loads such a dict (e.g. q-diffusion's calibrated ckpt.pth) into this model: the split structure
   // must exist (one forward made it); weight quantizers with an alpha in the dict become AdaRound.
@@ -130,6 +135,9 @@ class QuantizedUNet {
   QuantPlan plan_;
   std::vector<std::pair<std::string, std::shared_ptr<QuantLayer>>> layers_;
   std::vector<std::pair<std::string, std::shared_ptr<QuantAttention>>> attention_;
+  // The attention blocks whose quantizers follow each layer (its last layer), by layer name.
+  std::map<std::string, std::vector<QuantAttention*>> attention_after_;
+  std::set<std::string> biasless_;  // layers without a bias (their quantizers follow the weight)
 };
 
 // q-diffusion's plan: every layer quantizes its input and weight with the same specs; attention

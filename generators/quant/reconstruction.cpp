@@ -34,7 +34,12 @@ void collect(torch::nn::Module& m, const std::string& prefix, QuantizedUNet& mod
       u.kind = ReconUnit::Kind::kAttention;
       u.attn = ab;
       for (auto& [n, q] : model.attention())
-        if (n == name) u.attention = q.get();
+        if (n == name) u.attention.push_back(q.get());
+    } else if (auto* blk = dynamic_cast<ReconBlock*>(c)) {
+      u.kind = ReconUnit::Kind::kBlock;
+      u.block = blk;
+      for (auto& [n, q] : model.attention())
+        if (n.rfind(name + ".", 0) == 0) u.attention.push_back(q.get());
     } else {
       collect(*c, name, model, layer_of, out);
       continue;
@@ -47,7 +52,7 @@ void collect(torch::nn::Module& m, const std::string& prefix, QuantizedUNet& mod
              std::find_if(
                  model.layers().begin(), model.layers().end(), [&](auto& l) { return l.first == b.first; });
     });
-    if (!u.layers.empty() || u.attention) out.push_back(std::move(u));
+    if (!u.layers.empty() || !u.attention.empty()) out.push_back(std::move(u));
   }
 }
 
@@ -56,7 +61,7 @@ void set_unit_state(ReconUnit& u, bool weight, bool act) {
     q->use_weight_quant = weight;
     q->use_act_quant = act;
   }
-  if (u.attention) u.attention->use_act_quant = act;
+  for (QuantAttention* a : u.attention) a->use_act_quant = act;
 }
 
 torch::Tensor run_unit(ReconUnit& u, const std::vector<torch::Tensor>& in) {
@@ -64,6 +69,7 @@ torch::Tensor run_unit(ReconUnit& u, const std::vector<torch::Tensor>& in) {
     case ReconUnit::Kind::kLayer: return u.conv ? u.conv->forward(in[0]) : u.linear->forward(in[0]);
     case ReconUnit::Kind::kResnet: return u.resnet->forward(in[0], in[1], 0);
     case ReconUnit::Kind::kAttention: return u.attn->forward(in[0]);
+    case ReconUnit::Kind::kBlock: return u.block->run(in);
   }
   return {};
 }
@@ -90,14 +96,22 @@ void capture(QuantizedUNet& model, ReconUnit& u, const CalibSet& batch, bool wan
     case ReconUnit::Kind::kAttention:
       u.attn->probe = [&](const torch::Tensor& x, const torch::Tensor& out) { grab({x.detach()}, out); };
       break;
+    case ReconUnit::Kind::kBlock:
+      u.block->probe = [&](const std::vector<torch::Tensor>& in, const torch::Tensor& out) {
+        std::vector<torch::Tensor> detached;
+        for (const auto& t : in) detached.push_back(t.detach());
+        grab(std::move(detached), out);
+      };
+      break;
   }
   try {
-    model.forward(batch.x, batch.t);
+    model.forward(batch.x, batch.t, batch.cond());
   } catch (const StopForward&) {
   }
   if (u.kind == ReconUnit::Kind::kLayer) u.layers.at(0).second->probe = nullptr;
   if (u.resnet) u.resnet->probe = nullptr;
   if (u.attn) u.attn->probe = nullptr;
+  if (u.block) u.block->probe = nullptr;
   DMEVAL_CHECK(!inputs.empty(), "unit {} was not reached by the forward pass", u.name);
 }
 
@@ -194,12 +208,11 @@ ReconReport reconstruct(QuantizedUNet& model, ReconUnit& unit, const CalibSet& c
       }
     }
   } else {
-    if (unit.attention) {
-      params.push_back(unit.attention->act_q->learnable_delta());
-      params.push_back(unit.attention->act_k->learnable_delta());
-      params.push_back(unit.attention->act_v->learnable_delta());
-      if (unit.attention->act_w->spec().bits != 16)
-        params.push_back(unit.attention->act_w->learnable_delta());
+    for (QuantAttention* a : unit.attention) {
+      params.push_back(a->act_q->learnable_delta());
+      params.push_back(a->act_k->learnable_delta());
+      params.push_back(a->act_v->learnable_delta());
+      if (a->act_w->spec().bits != 16) params.push_back(a->act_w->learnable_delta());
     }
     for (auto& [n, q] : unit.layers) {
       if (q->act && q->act->delta().defined()) params.push_back(q->act->learnable_delta());

@@ -5,9 +5,10 @@
 // of its weights are optimised (Adam, rounding regulariser with temperature decay, hard rounding
 // afterwards) or its activation steps Δ are learned (Adam with cosine annealing).
 //
-// The block units are the ddim family's ResnetBlock and AttnBlock; in a network of another family
-// every quantized layer is a unit of its own until that family's blocks are added here (LDM's
-// ResBlock and BasicTransformerBlock come with the LDM family).
+// The block units are the ddim family's ResnetBlock and AttnBlock and any family's ReconBlocks
+// (generators/layers.h: LDM's ResBlock and BasicTransformerBlock, with the transformer's attention
+// quantizers); layers outside them are units of their own (LDM's AttentionBlock projections: q-diffusion
+// descends into that unreplaced block).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -22,15 +23,16 @@
 namespace dmeval {
 
 struct ReconUnit {
-  enum class Kind { kLayer, kResnet, kAttention };
+  enum class Kind { kLayer, kResnet, kAttention, kBlock };
   std::string name;
   Kind kind = Kind::kLayer;
   std::vector<std::pair<std::string, QuantLayer*>> layers;  // quantized layers inside, module order
-  QuantAttention* attention = nullptr;
+  std::vector<QuantAttention*> attention;                   // attention quantizers inside
   Conv2dLayerImpl* conv = nullptr;
   LinearLayerImpl* linear = nullptr;
   ResnetBlockImpl* resnet = nullptr;
   AttnBlockImpl* attn = nullptr;
+  ReconBlock* block = nullptr;
 };
 
 // q-diffusion's recursion order: temb.dense.0, temb.dense.1, conv_in, down.0.block.0, ...,

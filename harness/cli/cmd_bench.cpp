@@ -85,7 +85,6 @@ void add_bench_command(CLI::App& app) {
         gb);
     LoadedModel& m = g.model;
     const torch::Device device = g.device;
-    const DiffusionSchedule& schedule = g.schedule;
     const auto& seq = g.timesteps;
     const int64_t ch = g.sample_shape[0], h = g.sample_shape[1], w = g.sample_shape[2];
     const ParameterCounts counts = count_parameters(g.float_model->network());
@@ -108,7 +107,7 @@ void add_bench_command(CLI::App& app) {
     out["threads"] = rt.intra_op_threads;
     out["libtorch"] = rt.torch_version;
     out["channels_last"] = o->channels_last;
-    out["sampler"] = describe(o->sampler);
+    out["sampler"] = g.describe_sampler(o->sampler);
     out["timing"] = device.is_cuda() ? "wall clock between device synchronisations" : "wall clock";
     out["results"] = nlohmann::ordered_json::array();
     if (!o->json)
@@ -137,8 +136,8 @@ void add_bench_command(CLI::App& app) {
                                                      step.median_ms, step.p10_ms, step.p90_ms});
       std::string e2e_text;
       if (!o->no_e2e) {
-        DiffusionImageProducer producer(eps, schedule, o->sampler, make_noise_source("per-image", o->seed),
-                                        {ch, h, w}, device, false,
+        DiffusionImageProducer producer(m.model, eps, o->sampler, make_noise_source("per-image", o->seed),
+                                        device, false,
                                         quant ? quant->model->quant_noise_std() : QuantNoiseStd{});
         // `eps` carries the conditioning of images 0 .. b-1, the batch produced here.
         TimingStats e2e =
@@ -169,7 +168,7 @@ void add_bench_command(CLI::App& app) {
       db::RunConfig rc;
       rc.model = m.model->name();
       if (!m.model->weights_sha256().empty()) rc.checkpoint_sha256 = m.model->weights_sha256();
-      rc.sampler = describe(o->sampler);
+      rc.sampler = g.describe_sampler(o->sampler);
       rc.steps = static_cast<int64_t>(seq.size());
       rc.method = quant ? quant->record.method : std::string("fp");
       if (quant) {

@@ -111,8 +111,8 @@ void add_quantize_command(CLI::App& app) {
                                                : 10;
       auto noise = make_noise_source("per-image", static_cast<uint64_t>(o->eval_seed));
       EpsModel fp_eps = fp->eps(run), q_eps = q.model->eps();
-      Trajectories tr = record_trajectories(fp_eps, g.schedule, spec, *noise, o->eval_images, o->eval_images,
-                                            g.sample_shape, run.device);
+      Trajectories tr =
+          record_trajectories(*fp, fp_eps, spec, *noise, o->eval_images, o->eval_images, run.device);
       torch::NoGradGuard no_grad;
       double sum = 0, sq = 0, ref = 0;
       int64_t count = 0;

@@ -107,7 +107,7 @@ void add_sample_command(CLI::App& app) {
       id["calibration_key"] = quant->record.key();
       id["calibration_settings"] = quant->record.settings;  // the method's decisions and quirk switches
     }
-    id["sampler"] = describe(o->sampler);
+    id["sampler"] = g.describe_sampler(o->sampler);
     id["n"] = o->samples;  // the identity's key of earlier versions (resumes keep working)
     id["seed"] = o->seed;
     id["noise"] = producer.noise().describe();
@@ -145,7 +145,7 @@ void add_sample_command(CLI::App& app) {
 
     if (!o->quiet && !o->json)
       std::fprintf(stderr, "%s\n%s; %lld images, seed %lld, %s; %s; chunks of %lld%s\n",
-                   m.model->describe_line().c_str(), describe(o->sampler).c_str(),
+                   m.model->describe_line().c_str(), g.describe_sampler(o->sampler).c_str(),
                    static_cast<long long>(o->samples), static_cast<long long>(o->seed),
                    producer.noise().describe().c_str(), o->device.c_str(),
                    static_cast<long long>(plan.chunk_size),

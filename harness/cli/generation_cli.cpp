@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "generators/conditioning_source.h"
 #include "generators/model_cost.h"
@@ -12,8 +14,10 @@ namespace dmeval::cli {
 const OptionTable<SamplerSpec>& sampler_option_table() {
   static const OptionTable<SamplerSpec> table = [] {
     OptionTable<SamplerSpec> t;
-    t.add("--sampler", &SamplerSpec::sampler, "ddim (generalized_steps) or ddpm (ddpm_steps)", kDefaultTraits,
-          sampler_names());
+    t.add("--sampler", &SamplerSpec::sampler,
+          "ddim-unet family: ddim (generalized_steps) or ddpm (ddpm_steps); ldm family: ddim or plms "
+          "(latent-diffusion's samplers)",
+          kDefaultTraits, {"ddim", "ddpm", "plms"});
     t.add("--skip-type", &SamplerSpec::skip_type, "timestep sequence: uniform or quad", kDefaultTraits,
           {"uniform", "quad"});
     t.add("--steps", &SamplerSpec::steps, "sampler steps (--timesteps of ddim)");
@@ -70,10 +74,11 @@ std::unique_ptr<DiffusionImageProducer> GenerationPipeline::producer(const Sampl
                                                                      std::unique_ptr<NoiseSource> noise,
                                                                      bool keep_raw) const {
   std::shared_ptr<DiffusionModel> m = model.model;
-  auto p = std::make_unique<DiffusionImageProducer>(eps(), schedule, sampler, std::move(noise), sample_shape,
-                                                    device, keep_raw, quant_noise(),
-                                                    [m](const torch::Tensor& x0) { return m->decode(x0); });
-  if (conditioning && !conditioning->empty()) {
+  const bool conditional = conditioning && !conditioning->empty();
+  // A conditional model's network is made per batch, for that batch's conditioning (below).
+  auto p = std::make_unique<DiffusionImageProducer>(m, conditional ? EpsModel{} : eps(), sampler,
+                                                    std::move(noise), device, keep_raw, quant_noise());
+  if (conditional) {
     QuantizedModel* q = quant ? quant->model.get() : nullptr;  // owned by this pipeline, which outlives it
     const UNetRunOptions r = run;
     const double s = guidance;
@@ -87,15 +92,16 @@ std::unique_ptr<DiffusionImageProducer> GenerationPipeline::producer(const Sampl
 
 GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& log,
                                     const GenerationBuild& b) {
-  validate(o.sampler);
   DMEVAL_CHECK(o.batch >= 1 && o.micro_batch >= 1, "--batch and --micro-batch must be at least 1");
   // Unknown methods (listing the valid ones) and unsupported bits fail before any work.
   quant_method(o.quant.method).check_bits(parse_bits(o.quant.bits));
   GenerationPipeline p;
   p.device = parse_device(o.device);
   p.model = load_model(o.model);
-  p.schedule = make_schedule(p.model.model->diffusion());
-  p.timesteps = timestep_sequence(o.sampler.skip_type, o.sampler.steps, p.schedule.num_timesteps);
+  p.model.model->validate_sampler(o.sampler);  // the family's samplers (before any work)
+  p.schedule = p.model.model->schedule();
+  p.timesteps = p.model.model->sampler_timesteps(o.sampler);
+  std::reverse(p.timesteps.begin(), p.timesteps.end());
   p.sample_shape = p.model.model->sample_shape();
   const DiffusionModel& dm = *p.model.model;
   const std::string cond = o.conditioning.empty() ? default_conditioning(dm) : o.conditioning;
@@ -117,11 +123,26 @@ GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& l
     p.size_mb = model_size_bytes(p.model.model->network(), [](const LayerInfo&) { return 32.0; }) / 1e6;
     return p;
   }
-  p.model.model->eps(p.run);  // the model on its device and layout before the method sees it
+  // The model on its device and layout before the method sees it.
+  p.model.model->eps(p.run, p.conditioning_for(0, 1));
   // The size counts the float layers, whatever the method attaches.
   std::shared_ptr<DiffusionModel> fp = p.model.model->clone();
   if (b.keep_float_copy) p.float_model = fp;
-  p.quant = prepare_quantized(p.model, o.quant, p.run, log, b.calibrate_on_sampler ? &o.sampler : nullptr);
+  std::function<Conditioning(int64_t, int64_t)> calib_conditioning;
+  std::string calib_conditioning_text;
+  if (!p.conditioning->empty()) {
+    // Calibration images take the run's conditioning rule (by image index) and guidance.
+    std::shared_ptr<const ConditioningSource> source = p.conditioning;
+    const double s = p.guidance;
+    calib_conditioning = [source, s](int64_t first, int64_t n) {
+      Conditioning c = source->images(first, n);
+      c.guidance = s;
+      return c;
+    };
+    calib_conditioning_text = fmt::format("{}, guidance {}", source->describe(), s);
+  }
+  p.quant = prepare_quantized(p.model, o.quant, p.run, log, b.calibrate_on_sampler ? &o.sampler : nullptr,
+                              calib_conditioning, calib_conditioning_text);
   QuantizedModel& q = *p.quant->model;
   p.size_mb = model_size_bytes(fp->network(), [&](const LayerInfo& l) { return q.weight_bits(l); }) / 1e6;
   p.scale_bytes = q.scale_bytes();

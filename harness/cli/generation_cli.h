@@ -41,7 +41,7 @@ using LogLine = std::function<void(const std::string&)>;
 struct GenerationPipeline {
   LoadedModel model;
   DiffusionSchedule schedule;
-  std::vector<int64_t> timesteps;
+  std::vector<int64_t> timesteps;     // the sampler's timesteps, increasing (the last is the noisiest)
   std::vector<int64_t> sample_shape;  // (C, H, W) of one sample
   torch::Device device = torch::kCPU;
   UNetRunOptions run;
@@ -69,6 +69,10 @@ struct GenerationPipeline {
   std::string method() const { return quant ? quant->record.method : "fp"; }
   std::string bits() const { return quant ? quant->record.bits.str() : "32/32"; }
   // The sampler as an ImageProducer over this pipeline's network.
+  // The sampler's line for identities and logs (the family's samplers).
+  std::string describe_sampler(const SamplerSpec& sampler) const {
+    return model.model->describe_sampler(sampler);
+  }
   std::unique_ptr<DiffusionImageProducer> producer(const SamplerSpec& sampler,
                                                    std::unique_ptr<NoiseSource> noise,
                                                    bool keep_raw = false) const;

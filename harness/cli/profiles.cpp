@@ -274,6 +274,7 @@ void require_profile_files(const Profile& p, const std::vector<const ProfileFile
       missing += fmt::format("\n      {}", k.description);
       if (!k.sha256.empty()) missing += fmt::format("\n      SHA-256 {}", k.sha256);
       if (!k.md5.empty()) missing += fmt::format("\n      MD5 {}", k.md5);
+      if (k.size_bytes >= 0) missing += fmt::format("\n      size {} bytes", k.size_bytes);
       if (!k.url.empty()) missing += fmt::format("\n      URL {}", k.url);
       break;
     }

@@ -84,7 +84,9 @@ std::string differences(const CalibrationRecord& want, const CalibrationRecord& 
 
 QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const UNetRunOptions& run,
                                  const std::function<void(const std::string&)>& log,
-                                 const SamplerSpec* sampler) {
+                                 const SamplerSpec* sampler,
+                                 std::function<Conditioning(int64_t first, int64_t n)> conditioning,
+                                 const std::string& conditioning_text) {
   const QuantMethod& method = quant_method(o_in.method);
   QuantOptions o = o_in;
   if (sampler && o_in.calibration.empty()) {  // a given file keeps its own settings
@@ -102,16 +104,18 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
   out.record.bits = parse_bits(o.bits);
   method.check_bits(out.record.bits);
   out.record.model = m.identity();
+  if (!conditioning_text.empty()) out.record.model["calibration_conditioning"] = conditioning_text;
   out.record.dmeval_version = fmt::format("{} {}", build_version(), build_git_revision());
   out.record.created = db::utc_now();
 
   QuantContext ctx;
   ctx.model = m.model;
-  ctx.schedule = make_schedule(m.model->diffusion());
+  ctx.schedule = m.model->schedule();
   ctx.model_id = m.weights_id();
   ctx.bits = out.record.bits;
   ctx.run = run;
   ctx.log = log;
+  ctx.conditioning = std::move(conditioning);
   m.model->to(run.device);
 
   if (!o.import_qdiff.empty()) {

@@ -43,8 +43,12 @@ struct QuantizedSetup {
 // `sampler`: the sampler the model will be used with; calibration trajectories default to it (the
 // methods calibrate on their evaluation sampler, and timestep-specific state such as PTQD's correction
 // exists only for its timesteps); --calib overrides win.
+// `conditioning` (conditional models): each calibration image's conditioning and guidance, described
+// by `conditioning_text` in the calibration record (so calibrations for other conditioning differ).
 QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o, const UNetRunOptions& run,
                                  const std::function<void(const std::string&)>& log,
-                                 const SamplerSpec* sampler = nullptr);
+                                 const SamplerSpec* sampler = nullptr,
+                                 std::function<Conditioning(int64_t first, int64_t n)> conditioning = {},
+                                 const std::string& conditioning_text = "");
 
 }  // namespace dmeval::cli

@@ -216,9 +216,8 @@ json measure_latency(QuantizedModel& model, const GenerationPipeline& g, const s
                        {"per_image_ms", ts.median_ms / static_cast<double>(b)},
                        {"repeats", ts.repeats}});
     if (o.e2e_repeats > 0) {
-      DiffusionImageProducer producer(eps, g.schedule, o.sampler, make_noise_source("per-image", 0), shape,
-                                      device, false, model.quant_noise_std(),
-                                      [&g](const torch::Tensor& x0) { return g.model.model->decode(x0); });
+      DiffusionImageProducer producer(g.model.model, eps, o.sampler, make_noise_source("per-image", 0),
+                                      device, false, model.quant_noise_std());
       TimingStats e2e = time_repeated([&] { producer.produce(0, b); }, 0, o.e2e_repeats, device);
       const double per = static_cast<double>(b);
       latency.push_back({{"scope", "image"},
@@ -243,7 +242,6 @@ std::optional<json> run_cell(const RunCellOptions& options) {
     o.quant.calib = merged_calib(find_profile(o.profile), o.quant.method, o.quant.calib);
   DMEVAL_CHECK(o.samples >= 2, "--samples {} must be at least 2", o.samples);
   DMEVAL_CHECK(!o.out.empty(), "no run folder (--out)");
-  validate(o.sampler);
   // Unknown methods (listing the valid ones) and unsupported bits fail before any work.
   quant_method(o.quant.method).check_bits(parse_bits(o.quant.bits));
   DMEVAL_CHECK(o.batch >= 1 && o.micro_batch >= 1, "--batch and --micro-batch must be at least 1");
@@ -278,7 +276,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   id["bits"] = q.record.bits.str();
   id["calibration_key"] = q.record.key();
   id["calibration_settings"] = q.record.settings;
-  id["sampler"] = describe(o.sampler);
+  id["sampler"] = g.describe_sampler(o.sampler);
   id["samples"] = o.samples;
   id["seed"] = o.seed;
   id["noise"] = producer.noise().describe();
@@ -309,7 +307,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   cell["bits"] = q.record.bits.str();
   cell["w_bits"] = q.record.bits.weight;
   cell["a_bits"] = q.record.bits.act;
-  cell["sampler"] = describe(o.sampler);
+  cell["sampler"] = g.describe_sampler(o.sampler);
   g.add_identity(cell);
   cell["steps"] = static_cast<int64_t>(seq.size());
   cell["eta"] = o.sampler.eta;

@@ -11,11 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <tuple>
 
 #include "core/error.h"
 #include "generators/ldm/ldm_config.h"
+#include "generators/model_cost.h"
 #include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
 
@@ -70,8 +73,8 @@ TEST(GoldenLdmModelFacts, PresetsBuildTheReleasedNetworks) {
         ++i;
       }
       int64_t conv2d = 0, linear = 0, conv1d = 0;
-      for (const LayerInfo& l : list_layers(*unet)) (l.type == "Conv2d" ? conv2d : linear) += 1;
-      for (const auto& m : unet->modules(false)) conv1d += m->as<torch::nn::Conv1dImpl>() ? 1 : 0;
+      for (const LayerInfo& l : list_layers(*unet))
+        (l.type == "Conv2d" ? conv2d : l.type == "Conv1d" ? conv1d : linear) += 1;
       const json& counts = f.at("unet_module_counts");
       EXPECT_EQ(conv2d, counts.at("Conv2d").get<int64_t>());
       EXPECT_EQ(linear, counts.at("Linear").get<int64_t>());
@@ -132,6 +135,40 @@ TEST(GoldenLdmModelFacts, ConfigFilesReadAndBadOnesAreRefused) {
     }
   }
   EXPECT_THROW(resolve_ldm_config(dir.file("missing.yaml")), Error);
+}
+
+// "Size (MB)" as the papers count the LSUN-Bedrooms LDM-4: the UNet's parameters in MiB (BinaryDM's
+// FP row, 1045.4, is 274,056,163 x 4 B / 2^20). Read from shared/data/paper-tables.csv (the FP Size_MB
+// of every LSUN-Bedrooms LDM-4 row), compared at the table's one decimal; W8 and W4 under the
+// all-parameters-at-b convention are printed (the papers' quantized sizes differ in what stays float).
+TEST(GoldenLdmModelFacts, PublishedFpSizeIsTheUNetInMiB) {
+  DMEVAL_REQUIRE_GOLDEN();
+  const std::filesystem::path csv =
+      std::filesystem::path(test::golden_dir()).parent_path() / "data/paper-tables.csv";
+  if (!std::filesystem::exists(csv)) GTEST_SKIP() << csv << " not found (the published tables)";
+  std::vector<double> published;
+  std::ifstream in(csv);
+  for (std::string line; std::getline(in, line);) {
+    // paper,table,dataset,model,sampler,steps,wbits,abits,method,metric,value,...
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    if (f.size() > 10 && f[2].rfind("LSUN-Bedrooms", 0) == 0 && f[3] == "LDM-4" && f[8] == "FP" &&
+        f[9] == "Size_MB")
+      published.push_back(std::stod(f[10]));
+  }
+  ASSERT_FALSE(published.empty()) << csv << " has no FP Size_MB row for LSUN-Bedrooms LDM-4";
+  torch::manual_seed(0);
+  LdmUNet unet(resolve_ldm_config("lsun_bedrooms-ldm-vq-4").unet);
+  const ParameterCounts counts = count_parameters(*unet);
+  const double mib = 1024.0 * 1024.0;
+  const double fp = model_size_bytes(counts, 32, SizeConvention::kAllParamsAtBits) / mib;
+  for (double v : published) EXPECT_NEAR(fp, v, 0.05);
+  std::printf(
+      "LSUN-Bedrooms LDM-4 UNet: W32 %.1f MiB, W8 %.1f MiB, W4 %.1f MiB (every parameter at b bits); "
+      "published FP %.1f\n",
+      fp, model_size_bytes(counts, 8, SizeConvention::kAllParamsAtBits) / mib,
+      model_size_bytes(counts, 4, SizeConvention::kAllParamsAtBits) / mib, published.front());
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/support/cifar10_files.h"
+#include "tests/support/golden.h"
 #include "tests/support/run.h"
 #include "tests/support/temp_dir.h"
 
@@ -99,6 +100,91 @@ TEST_F(RunCli, ResumedAndShardedRunsEqualOneRun) {
 }
 
 // Shards made in separate folders (other machines) are combined by `dmeval merge`.
+// The latent family through the same harness: the golden set's small class-conditional LDM (its
+// config, checkpoint and first stage from $DMEVAL_GOLDEN_DIR/ldm), uniform random classes, guidance 3,
+// PLMS; interrupted, resumed and sharded runs end with the scores of one run, and the identity records
+// the family's sampler and uint8 conversion.
+class GoldenLdmRunCli : public RunCli {
+ protected:
+  std::string ldm_args(const std::string& out,
+                       const std::string& conditioning = "uniform --guidance 3") const {
+    return "run --model " + golden_path("ldm/ldm_cond/config.json") + " --checkpoint " +
+           golden_path("ldm/ldm_cond/model.ckpt") + " --first-stage " +
+           golden_path("ldm/decoder/first_stage.ckpt") + " --conditioning " + conditioning +
+           " --sampler plms --steps 4 --method fp --samples 24 --batch 4 "
+           "--chunk 8 --ref shapes:64 --quiet --latency-repeats 1 --bootstrap 3 --network-weights " +
+           dir_.file("net.safetensors") + " --out " + dir_.file(out);
+  }
+};
+
+TEST_F(GoldenLdmRunCli, ResumedAndShardedRunsEqualOneRun) {
+  DMEVAL_REQUIRE_GOLDEN();
+  json whole = run_json(ldm_args("whole"));
+  ASSERT_TRUE(whole.contains("fid[shapes-net]")) << whole.dump();
+  EXPECT_EQ(whole["samples"], 24);
+  const std::string identity = read_text(dir_.file("whole/cell.json"));
+  EXPECT_NE(identity.find("LDM PLMS"), std::string::npos) << identity;
+  EXPECT_NE(identity.find("uint8_conversion"), std::string::npos) << identity;
+  EXPECT_NE(identity.find("uniform"), std::string::npos) << identity;
+  ASSERT_EQ(run_dmeval(ldm_args("resumed") + " --max-chunks 1").exit_code, 0);
+  json resumed = run_json(ldm_args("resumed"));
+  EXPECT_EQ(scores(resumed), scores(whole));
+  json last;
+  for (const char* k : {"1/2", "0/2"}) last = run_json(ldm_args("sharded") + " --shard " + k);
+  EXPECT_EQ(scores(last), scores(whole));
+  // A class-conditional model without --conditioning, and guidance on an unconditional one.
+  RunResult r = run_dmeval(ldm_args("nolabels", "none"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("needs conditioning"), std::string::npos) << r.output;
+  r = run_dmeval("sample --model " + golden_path("ldm/ldm_uncond/config.json") + " --checkpoint " +
+                 golden_path("ldm/ldm_uncond/model.ckpt") + " --first-stage " +
+                 golden_path("ldm/decoder/first_stage.ckpt") + " --guidance 3 --samples 2 --out " +
+                 dir_.file("g"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unconditional"), std::string::npos) << r.output;
+}
+
+// Every method calibrates and samples on the latent family (tiny budgets): the class-conditional
+// golden model with uniform classes and guidance 3, so that calibration trajectories carry labels and
+// the unconditional rows, and PTQD's correction is fitted on the guided ε. A second run of the same
+// cell takes the stored calibration; other conditioning calibrates anew.
+TEST_F(GoldenLdmRunCli, EveryMethodCalibratesOnTheLatentModel) {
+  DMEVAL_REQUIRE_GOLDEN();
+  const std::string model = "sample --model " + golden_path("ldm/ldm_cond/config.json") + " --checkpoint " +
+                            golden_path("ldm/ldm_cond/model.ckpt") + " --first-stage " +
+                            golden_path("ldm/decoder/first_stage.ckpt") +
+                            " --conditioning uniform --guidance 3 --steps 4 --samples 2 --bits 8/8";
+  const std::string traj = " --calib traj_images=4 --calib traj_batch=4";
+  const std::vector<std::pair<std::string, std::string>> methods = {
+      {"baseline", traj + " --calib cali_n=4 --calib cali_st=2 --calib act_init_batch=8"},
+      {"qdiffusion", traj + " --calib cali_n=4 --calib cali_st=2 --calib act_init_batch=8 --calib iters_w=2 "
+                            "--calib iters_a=2 --calib batch_size=4 --calib split=false"},
+      {"ptq4dm", traj + " --calib act_batch=4"},
+      {"ptqd", traj +
+                   " --calib cali_pairs=16 --calib weight_init_batch=8 --calib iters_w=2 --calib iters_a=2 "
+                   "--calib act_init_batch=8"},
+      {"tinydm", " --calib rounds=1 --calib calib_batch=2 --calib window_start=1"},
+  };
+  for (const auto& [method, calib] : methods) {
+    SCOPED_TRACE(method);
+    RunResult r =
+        run_dmeval(model + " --quiet --method " + method + calib + " --out " + dir_.file("m-" + method));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(fs::exists(dir_.file("m-" + method + "/000001.png"))) << r.output;
+  }
+  RunResult again =
+      run_dmeval(model + " --method baseline" + methods[0].second + " --out " + dir_.file("again"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("using the saved calibration"), std::string::npos) << again.output;
+  // Other guidance: another calibration (the record names the conditioning).
+  std::string other_model = model;
+  other_model.replace(other_model.find("--guidance 3"), 12, "--guidance 2");
+  RunResult other =
+      run_dmeval(other_model + " --method baseline" + methods[0].second + " --out " + dir_.file("other"));
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  EXPECT_EQ(other.output.find("using the saved calibration"), std::string::npos) << other.output;
+}
+
 TEST_F(RunCli, MergeCombinesShardFoldersExactly) {
   json whole = run_json(args("whole") + " --no-db");
   for (int k = 0; k < 3; ++k) {

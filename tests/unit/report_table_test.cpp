@@ -25,6 +25,7 @@ struct Setting {
   int64_t w, a, steps;
   std::optional<double> size_mb, fid, sfid, is, precision;
   const char* mode = "pytorch-fid";
+  const char* dataset = nullptr;
 };
 
 void add_generative(db::ResultsDb& r, const Setting& s, int64_t ref_set) {
@@ -48,6 +49,7 @@ void add_generative(db::ResultsDb& r, const Setting& s, int64_t ref_set) {
     m.name = name, m.value = v, m.n = 50000, m.feature_network = "FID Inception (pt_inception-2015-12-05)";
     m.weights_sha256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2";
     m.mode = s.mode, m.compat = "dmeval", m.reference_set_id = ref_set;
+    if (s.dataset) m.dataset = s.dataset;
     rows.push_back(m);
   };
   add("fid", s.fid), add("sfid", s.sfid), add("is", s.is), add("precision", s.precision);
@@ -133,6 +135,31 @@ TEST(ReportTables, EveryLayoutAndFormatMatchesItsExpectedText) {
     for (const auto& format : table_format_names())
       check_text(render_tables(tables, format), layout + "." + extension(format));
   }
+}
+
+// TinyDM's two LDM-4 tables: runs of different datasets get a table each, titled with the dataset, so
+// their figures never share a column.
+TEST(ReportTables, TinyDMLayoutSplitsDatasets) {
+  TempDir d;
+  const std::string path = d.file("two.db");
+  {
+    db::ResultsDb r = db::ResultsDb::open(path);
+    const int64_t ref = r.add_reference_set({"ref", "/data/ref.npz", "statistics", "cd34", 50000});
+    const char* in = "ImageNet 256x256, class-conditional (1000 classes)";
+    const char* bed = "LSUN-Bedrooms 256x256";
+    add_generative(r, {"fp", 32, 32, 250, 1.0, 10.0, 7.0, 200.0, 0.8, "pytorch-fid", in}, ref);
+    add_generative(r, {"tinydm", 4, 8, 250, 0.2, 11.0, 8.0, 190.0, 0.78, "pytorch-fid", in}, ref);
+    add_generative(r, {"fp", 32, 32, 250, 1.0, 3.0, 7.1, 2.3, 0.66, "pytorch-fid", bed}, ref);
+  }
+  db::ResultsDb r = db::ResultsDb::open(path);
+  TableOptions o;
+  o.layout = "tinydm";
+  auto tables = build_tables(load_results(r.connection(), ResultFilter{}), o);
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].title, "ImageNet 256x256, class-conditional (1000 classes)");
+  EXPECT_EQ(tables[0].rows.size(), 2u);
+  EXPECT_EQ(tables[1].title, "LSUN-Bedrooms 256x256");
+  EXPECT_EQ(tables[1].rows.size(), 1u);
 }
 
 TEST(ReportTables, MarksIncomparableCellsAndLeavesEmptyCellsEmpty) {
