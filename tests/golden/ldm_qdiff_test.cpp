@@ -234,7 +234,7 @@ TEST(GoldenLdmQDiff, ReconstructionUnitsAreTheReferenceBlocks) {
       qnn.forward(set.x.slice(0, 0, 8), set.t.slice(0, 0, 8), set.slice(0, 8).cond());
     }
     ReconOptions o;
-    o.iters = 60;
+    o.iters = 30;
     o.batch_size = 8;
     std::set<std::string> kinds;
     for (ReconUnit& u : units) {
