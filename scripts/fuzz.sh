@@ -11,7 +11,7 @@ cmake --build "$BUILD_DIR" -j "$(nproc)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for target in checkpoint npy png model_config cifar10; do
+for target in checkpoint npy png model_config ldm_config cifar10; do
   mkdir -p "$work/$target" "$work/artifacts-$target"
   cp tests/fuzz/corpus/$target/* "$work/$target/"
   echo "fuzz_$target: ${SECONDS_PER_TARGET}s"

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -41,6 +42,23 @@ const char* kCin256V2 = R"({"target": "ldm.models.diffusion.ddpm.LatentDiffusion
   "cond_stage_config": {"target": "ldm.modules.encoders.modules.ClassEmbedder", "params": {
     "embed_dim": 512, "n_classes": 1001, "key": "class_label"}}}})";
 
+int64_t int_of(const nlohmann::json& j, const char* key, const std::string& source) {
+  DMEVAL_CHECK(j.contains(key) && j.at(key).is_number_integer(),
+               "{}: first_stage_config needs an integer '{}'", source, key);
+  return j.at(key).get<int64_t>();
+}
+
+std::vector<int64_t> list_of(const nlohmann::json& j, const char* key, const std::string& source) {
+  DMEVAL_CHECK(j.contains(key) && j.at(key).is_array(), "{}: first_stage_config needs a list '{}'", source,
+               key);
+  std::vector<int64_t> out;
+  for (const auto& e : j.at(key)) {
+    DMEVAL_CHECK(e.is_number_integer(), "{}: '{}' must be a list of integers", source, key);
+    out.push_back(e.get<int64_t>());
+  }
+  return out;
+}
+
 // YAML scalars carry no type: integers, then floats, then booleans and null, else strings.
 nlohmann::json yaml_to_json(const YAML::Node& n) {
   if (n.IsMap()) {
@@ -74,6 +92,105 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 }
 
 }  // namespace
+
+LdmUNetConfig ldm_unet_config_from_json(const nlohmann::json& p, const std::string& source) {
+  DMEVAL_CHECK(p.is_object(), "{}: unet_config.params must be an object", source);
+  LdmUNetConfig c;
+  static const std::set<std::string> kIgnored = {"use_checkpoint", "use_fp16", "num_heads_upsample"};
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    const std::string& k = it.key();
+    const nlohmann::json& v = it.value();
+    auto i64 = [&] {
+      DMEVAL_CHECK(v.is_number_integer(), "{}: unet_config.params.{} must be an integer", source, k);
+      return v.get<int64_t>();
+    };
+    auto list = [&] {
+      DMEVAL_CHECK(v.is_array(), "{}: unet_config.params.{} must be a list of integers", source, k);
+      std::vector<int64_t> out;
+      for (const auto& e : v) {
+        DMEVAL_CHECK(e.is_number_integer(), "{}: unet_config.params.{} must be a list of integers", source,
+                     k);
+        out.push_back(e.get<int64_t>());
+      }
+      return out;
+    };
+    auto flag = [&] {
+      DMEVAL_CHECK(v.is_boolean(), "{}: unet_config.params.{} must be true or false", source, k);
+      return v.get<bool>();
+    };
+    auto unsupported_if = [&](bool bad) {
+      DMEVAL_CHECK(!bad, "{}: unet_config.params.{} = {} is not supported (neither LDM-4 model uses it)",
+                   source, k, v.dump());
+    };
+    if (k == "image_size")
+      c.image_size = i64();
+    else if (k == "in_channels")
+      c.in_channels = i64();
+    else if (k == "out_channels")
+      c.out_channels = i64();
+    else if (k == "model_channels")
+      c.model_channels = i64();
+    else if (k == "num_res_blocks")
+      c.num_res_blocks = i64();
+    else if (k == "attention_resolutions")
+      c.attention_resolutions = list();
+    else if (k == "channel_mult")
+      c.channel_mult = list();
+    else if (k == "num_heads")
+      c.num_heads = i64();
+    else if (k == "num_head_channels")
+      c.num_head_channels = i64();
+    else if (k == "use_spatial_transformer")
+      c.use_spatial_transformer = flag();
+    else if (k == "transformer_depth")
+      c.transformer_depth = i64();
+    else if (k == "context_dim")
+      c.context_dim = i64();
+    else if (k == "legacy")
+      c.legacy = flag();
+    else if (k == "dropout")
+      c.dropout = v.get<double>();
+    else if (k == "use_scale_shift_norm" || k == "resblock_updown" || k == "use_new_attention_order")
+      unsupported_if(flag());
+    else if (k == "conv_resample")
+      unsupported_if(!flag());
+    else if (k == "dims")
+      unsupported_if(i64() != 2);
+    else if (k == "num_classes")
+      unsupported_if(!v.is_null());
+    else if (!kIgnored.count(k))
+      fail("{}: unet_config.params has an unknown key '{}'", source, k);
+  }
+  DMEVAL_CHECK(c.model_channels > 0 && c.num_res_blocks > 0 && !c.channel_mult.empty(),
+               "{}: model_channels, num_res_blocks and channel_mult must be positive / non-empty", source);
+  DMEVAL_CHECK(c.num_heads > 0 || c.num_head_channels > 0, "{}: set num_heads or num_head_channels", source);
+  DMEVAL_CHECK(!c.use_spatial_transformer || c.context_dim > 0,
+               "{}: a SpatialTransformer model needs context_dim", source);
+  DMEVAL_CHECK(c.legacy, "{}: legacy = false is not supported (both LDM-4 models use the legacy heads)",
+               source);
+  return c;
+}
+
+VqDecoderConfig vq_decoder_config_from_json(const nlohmann::json& p, const std::string& source) {
+  DMEVAL_CHECK(p.is_object() && p.contains("ddconfig") && p.at("ddconfig").is_object(),
+               "{}: first_stage_config.params needs a ddconfig object", source);
+  const nlohmann::json& d = p.at("ddconfig");
+  VqDecoderConfig c;
+  c.embed_dim = int_of(p, "embed_dim", source);
+  c.n_embed = int_of(p, "n_embed", source);
+  c.z_channels = int_of(d, "z_channels", source);
+  c.resolution = int_of(d, "resolution", source);
+  c.out_ch = int_of(d, "out_ch", source);
+  c.ch = int_of(d, "ch", source);
+  c.num_res_blocks = int_of(d, "num_res_blocks", source);
+  c.ch_mult = list_of(d, "ch_mult", source);
+  c.attn_resolutions = list_of(d, "attn_resolutions", source);
+  DMEVAL_CHECK(!d.value("double_z", false), "{}: double_z = true is a KL first stage, not a VQ one", source);
+  DMEVAL_CHECK(c.embed_dim == c.z_channels, "{}: embed_dim {} differs from z_channels {}", source,
+               c.embed_dim, c.z_channels);
+  DMEVAL_CHECK(!c.ch_mult.empty() && c.ch > 0 && c.n_embed > 0, "{}: bad first stage sizes", source);
+  return c;
+}
 
 LdmConfig ldm_config_from_json(const nlohmann::json& tree, const std::string& source) {
   const nlohmann::json& root = tree.contains("model") ? tree.at("model") : tree;
@@ -133,16 +250,27 @@ LdmConfig resolve_ldm_config(const std::string& name) {
                fmt::join(ldm_preset_names(), ", "));
   std::stringstream ss;
   ss << in.rdbuf();
-  nlohmann::json tree;
   const bool json_file = name.size() > 5 && name.substr(name.size() - 5) == ".json";
-  try {
-    tree = json_file ? nlohmann::json::parse(ss.str()) : yaml_to_json(YAML::Load(ss.str()));
-  } catch (const std::exception& e) {
-    fail("{}: not a valid {} file: {}", name, json_file ? "JSON" : "YAML", e.what());
-  }
-  LdmConfig c = ldm_config_from_json(tree, name);
+  LdmConfig c = parse_ldm_config_text(ss.str(), name, json_file);
   c.name = name;
   return c;
+}
+
+LdmConfig parse_ldm_config_text(const std::string& text, const std::string& source, bool json) {
+  nlohmann::json tree;
+  try {
+    tree = json ? nlohmann::json::parse(text) : yaml_to_json(YAML::Load(text));
+  } catch (const std::exception& e) {
+    fail("{}: not a valid {} file: {}", source, json ? "JSON" : "YAML", e.what());
+  }
+  // Any other exception of the JSON library (a value of another type) names the file too.
+  try {
+    return ldm_config_from_json(tree, source);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("{}: not a LatentDiffusion config: {}", source, e.what());
+  }
 }
 
 bool looks_like_ldm_config(const std::string& path) {

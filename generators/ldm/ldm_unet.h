@@ -21,23 +21,9 @@
 #include <vector>
 
 #include "generators/layers.h"
+#include "generators/ldm/ldm_config.h"
 
 namespace dmeval {
-
-struct LdmUNetConfig {
-  int64_t image_size = 64, in_channels = 3, out_channels = 3, model_channels = 224, num_res_blocks = 2;
-  std::vector<int64_t> attention_resolutions = {8, 4, 2};  // downsampling factors
-  std::vector<int64_t> channel_mult = {1, 2, 3, 4};
-  int64_t num_heads = -1, num_head_channels = -1;
-  bool use_spatial_transformer = false;
-  int64_t transformer_depth = 1, context_dim = -1;
-  bool legacy = true;
-  double dropout = 0.0;  // training only
-};
-
-// The `params` of a `unet_config` block (the LDM YAML/JSON config's
-// model.params.unet_config.params); unknown keys and unsupported options are errors naming `source`.
-LdmUNetConfig ldm_unet_config_from_json(const nlohmann::json& params, const std::string& source);
 
 // One TimestepEmbedSequential: its children "0", "1", "2" in order, each a ResBlock, an attention
 // block, a transformer, a down/upsample or a plain conv.

@@ -75,23 +75,6 @@ std::shared_ptr<torch::nn::Module> holder(torch::nn::Module& parent, const std::
   return parent.register_module(name, std::make_shared<torch::nn::Module>());
 }
 
-int64_t int_of(const nlohmann::json& j, const char* key, const std::string& source) {
-  DMEVAL_CHECK(j.contains(key) && j.at(key).is_number_integer(),
-               "{}: first_stage_config needs an integer '{}'", source, key);
-  return j.at(key).get<int64_t>();
-}
-
-std::vector<int64_t> list_of(const nlohmann::json& j, const char* key, const std::string& source) {
-  DMEVAL_CHECK(j.contains(key) && j.at(key).is_array(), "{}: first_stage_config needs a list '{}'", source,
-               key);
-  std::vector<int64_t> out;
-  for (const auto& e : j.at(key)) {
-    DMEVAL_CHECK(e.is_number_integer(), "{}: '{}' must be a list of integers", source, key);
-    out.push_back(e.get<int64_t>());
-  }
-  return out;
-}
-
 }  // namespace
 
 class VqDecoderImpl : public torch::nn::Module {
@@ -154,27 +137,6 @@ class VqDecoderImpl : public torch::nn::Module {
   std::vector<UpLevel> up;
   torch::nn::GroupNorm norm_out{nullptr};
 };
-
-VqDecoderConfig vq_decoder_config_from_json(const nlohmann::json& p, const std::string& source) {
-  DMEVAL_CHECK(p.is_object() && p.contains("ddconfig") && p.at("ddconfig").is_object(),
-               "{}: first_stage_config.params needs a ddconfig object", source);
-  const nlohmann::json& d = p.at("ddconfig");
-  VqDecoderConfig c;
-  c.embed_dim = int_of(p, "embed_dim", source);
-  c.n_embed = int_of(p, "n_embed", source);
-  c.z_channels = int_of(d, "z_channels", source);
-  c.resolution = int_of(d, "resolution", source);
-  c.out_ch = int_of(d, "out_ch", source);
-  c.ch = int_of(d, "ch", source);
-  c.num_res_blocks = int_of(d, "num_res_blocks", source);
-  c.ch_mult = list_of(d, "ch_mult", source);
-  c.attn_resolutions = list_of(d, "attn_resolutions", source);
-  DMEVAL_CHECK(!d.value("double_z", false), "{}: double_z = true is a KL first stage, not a VQ one", source);
-  DMEVAL_CHECK(c.embed_dim == c.z_channels, "{}: embed_dim {} differs from z_channels {}", source,
-               c.embed_dim, c.z_channels);
-  DMEVAL_CHECK(!c.ch_mult.empty() && c.ch > 0 && c.n_embed > 0, "{}: bad first stage sizes", source);
-  return c;
-}
 
 VqFirstStageImpl::VqFirstStageImpl(const VqDecoderConfig& c) : config_(c) {
   decoder = register_module("decoder", VqDecoder(c));

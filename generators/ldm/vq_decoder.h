@@ -15,18 +15,9 @@
 #include <vector>
 
 #include "generators/layers.h"
+#include "generators/ldm/ldm_config.h"
 
 namespace dmeval {
-
-struct VqDecoderConfig {
-  int64_t embed_dim = 3, n_embed = 8192;
-  int64_t z_channels = 3, resolution = 256, out_ch = 3, ch = 128, num_res_blocks = 2;
-  std::vector<int64_t> ch_mult = {1, 2, 4};
-  std::vector<int64_t> attn_resolutions;
-};
-
-// The `params` of a `first_stage_config` block (embed_dim, n_embed, ddconfig); errors name `source`.
-VqDecoderConfig vq_decoder_config_from_json(const nlohmann::json& params, const std::string& source);
 
 struct VqDecodeResult {
   torch::Tensor indices;    // (B, h, w) int64 codebook indices (undefined without quantization)

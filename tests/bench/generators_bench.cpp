@@ -9,6 +9,7 @@
 #include "generators/ddim/ddim_unet.h"
 #include "generators/ddim/unet_config.h"
 #include "generators/ldm/ldm_config.h"
+#include "generators/ldm/ldm_unet.h"
 #include "generators/noise_source.h"
 #include "generators/sample_images.h"
 

@@ -15,6 +15,7 @@
 #include "core/npy.h"
 #include "core/torch_bridge.h"
 #include "generators/ldm/ldm_config.h"
+#include "generators/ldm/ldm_unet.h"
 #include "generators/ldm/ldm_weights.h"
 #include "generators/ldm/vq_decoder.h"
 #include "tests/support/golden.h"

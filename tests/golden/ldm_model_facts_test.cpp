@@ -18,6 +18,8 @@
 
 #include "core/error.h"
 #include "generators/ldm/ldm_config.h"
+#include "generators/ldm/ldm_unet.h"
+#include "generators/ldm/vq_decoder.h"
 #include "generators/model_cost.h"
 #include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
