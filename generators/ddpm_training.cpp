@@ -88,7 +88,7 @@ namespace {
 class DdpmTask : public TrainingTask {
  public:
   DdpmTask(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data, const TrainOptions& o)
-      : model_(std::move(model)), data_(data), o_(o), sched_(make_schedule(model_->diffusion())) {
+      : model_(std::move(model)), data_(data), o_(o), sched_(model_->schedule()) {
     ema_ = model_->clone();
   }
   torch::nn::Module& model() override { return model_->network(); }

@@ -311,6 +311,15 @@ std::shared_ptr<DiffusionModel> LdmModel::clone() const {
                                     weights_, random_seed_, uint8_conversion_);
 }
 
+void LdmModel::save_weights(const std::string& path, const std::map<std::string, std::string>& metadata) {
+  save_ldm_checkpoint({unet_.get(), first_stage_.get(), embedder_ ? embedder_.get() : nullptr}, path,
+                      metadata);
+}
+
+void LdmModel::load_weights(const std::string& path) {
+  load_ldm_checkpoint({unet_.get(), first_stage_.get(), embedder_ ? embedder_.get() : nullptr}, path, false);
+}
+
 void LdmModel::to(torch::Device device) {
   unet_->to(device);
   first_stage_->to(device);

@@ -56,6 +56,11 @@ class LdmModel : public DiffusionModel {
   std::vector<AttentionHook> attention_hooks() override { return unet_->attention_hooks(); }
   void set_split_shortcut(bool on) override { unet_->set_split_shortcut(on); }
   std::shared_ptr<DiffusionModel> clone() const override;
+  // The whole model (UNet, first stage, class embedder) under the checkpoint's prefixes in safetensors:
+  // a file --checkpoint reads (training checkpoints, exports). load_weights reads one back strictly.
+  void save_weights(const std::string& path,
+                    const std::map<std::string, std::string>& metadata = {}) override;
+  void load_weights(const std::string& path) override;
   void to(torch::Device device) override;
 
   const LdmConfig& config() const { return config_; }

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/known_files.h"
+#include "core/safetensors.h"
 #include "core/torch_bridge.h"
 
 namespace dmeval {
@@ -67,6 +68,20 @@ std::string load_ldm_weights(torch::nn::Module& module, const std::string& path,
   Checkpoint ck = Checkpoint::open(path);
   load_part(ck, state_dict_keys(ck), module, prefix, ignored);
   return sha256_file(path);
+}
+
+void save_ldm_checkpoint(const LdmParts& parts, const std::string& path,
+                         const std::map<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, TensorData>> tensors;
+  auto add = [&](const torch::nn::Module* m, const std::string& prefix) {
+    if (!m) return;
+    for (const auto& p : m->named_parameters(/*recurse=*/true))
+      tensors.emplace_back(prefix + p.key(), from_torch(p.value().detach().contiguous()));
+  };
+  add(parts.unet, "model.diffusion_model.");
+  add(parts.first_stage, "first_stage_model.");
+  add(parts.cond_stage, "cond_stage_model.");
+  write_safetensors(path, tensors, metadata);
 }
 
 std::string ldm_ema_key(const std::string& unet_param) {

@@ -5,6 +5,7 @@
 
 #include <torch/nn/module.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,11 @@ struct LdmCheckpointInfo {
   // The first stage's own file when it came from one (else the checkpoint's first_stage_model.*).
   std::string first_stage_path, first_stage_sha256;
 };
+
+// Writes the parts under their checkpoint prefixes to a safetensors file (with `metadata`), which
+// load_ldm_checkpoint reads back (no EMA copies: the weights written are the ones sampled with).
+void save_ldm_checkpoint(const LdmParts& parts, const std::string& path,
+                         const std::map<std::string, std::string>& metadata = {});
 
 // A whole LatentDiffusion checkpoint (Lightning .ckpt, bare state dict or safetensors) as the
 // reference samples it: the UNet, then with `apply_ema` every model_ema.* copy on its parameter

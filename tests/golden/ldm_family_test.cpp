@@ -228,5 +228,31 @@ TEST(GoldenLdmFamily, EmaWeightsReplaceTheRawOnes) {
   EXPECT_NE(e.find("--no-ema"), std::string::npos) << e;
 }
 
+// The family's own weights file (training checkpoints, exports): every part under its checkpoint
+// prefix, read back by --checkpoint with the same ε, and by load_weights.
+TEST(GoldenLdmFamily, SavedWeightsLoadBack) {
+  DMEVAL_REQUIRE_GOLDEN();
+  test::TempDir dir;
+  std::shared_ptr<LdmModel> model = load_golden("ldm_cond");
+  model->save_weights(dir.file("saved.safetensors"), {{"note", "test"}});
+  ModelSpec s;
+  s.model = golden_path("ldm/ldm_cond/config.json");
+  s.checkpoint = dir.file("saved.safetensors");
+  std::shared_ptr<DiffusionModel> again = load_diffusion_model(s);
+  const torch::Tensor x = test::ldm_golden_array("ldm_cond/x.npy");
+  const torch::Tensor t = test::ldm_golden_array("ldm_cond/t.npy").to(torch::kFloat32);
+  Conditioning c;
+  c.class_labels = test::ldm_golden_array("ldm_cond/class_label.npy");
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(x, t, c), again->forward(x, t, c)));
+  EXPECT_TRUE(torch::equal(model->decode(x), again->decode(x)));
+  std::shared_ptr<LdmModel> other = load_golden("ldm_cond");
+  {
+    for (auto& p : other->unet()->parameters()) p.mul_(0.5);
+  }
+  other->load_weights(dir.file("saved.safetensors"));
+  EXPECT_TRUE(torch::equal(model->forward(x, t, c), other->forward(x, t, c)));
+}
+
 }  // namespace
 }  // namespace dmeval
