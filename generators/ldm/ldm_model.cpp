@@ -306,8 +306,11 @@ torch::Tensor LdmModel::decode(const torch::Tensor& x0) {
 }
 
 std::shared_ptr<DiffusionModel> LdmModel::clone() const {
-  // The first stage and the class embedder are shared: no method changes them.
-  return std::make_shared<LdmModel>(config_, copy_module(unet_, config_.unet), first_stage_, embedder_,
+  // The first stage is shared (no method or training changes it); the class embedder is copied (LDM
+  // training trains it with the UNet).
+  ClassEmbedder embedder{nullptr};
+  if (embedder_) embedder = copy_module(embedder_, embedder_->n_classes, embedder_->embed_dim);
+  return std::make_shared<LdmModel>(config_, copy_module(unet_, config_.unet), first_stage_, embedder,
                                     weights_, random_seed_, uint8_conversion_);
 }
 
