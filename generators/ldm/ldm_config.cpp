@@ -241,8 +241,8 @@ LdmConfig resolve_ldm_config(const std::string& name) {
     LdmConfig c = ldm_config_from_json(nlohmann::json::parse(name == "cin256-v2" ? kCin256V2 : kLsunBedrooms),
                                        "preset " + name);
     c.name = name;
-    c.dataset =
-        name == "cin256-v2" ? "ImageNet 256x256, class-conditional (1000 classes)" : "LSUN-Bedrooms 256x256";
+    // Named as the published tables name them (reports/published), so --with-paper finds their rows.
+    c.dataset = name == "cin256-v2" ? "ImageNet 256x256 class-cond" : "LSUN-Bedrooms 256x256";
     return c;
   }
   std::ifstream in(name);

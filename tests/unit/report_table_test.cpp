@@ -145,7 +145,7 @@ TEST(ReportTables, TinyDMLayoutSplitsDatasets) {
   {
     db::ResultsDb r = db::ResultsDb::open(path);
     const int64_t ref = r.add_reference_set({"ref", "/data/ref.npz", "statistics", "cd34", 50000});
-    const char* in = "ImageNet 256x256, class-conditional (1000 classes)";
+    const char* in = "ImageNet 256x256 class-cond";
     const char* bed = "LSUN-Bedrooms 256x256";
     add_generative(r, {"fp", 32, 32, 250, 1.0, 10.0, 7.0, 200.0, 0.8, "pytorch-fid", in}, ref);
     add_generative(r, {"tinydm", 4, 8, 250, 0.2, 11.0, 8.0, 190.0, 0.78, "pytorch-fid", in}, ref);
@@ -156,7 +156,7 @@ TEST(ReportTables, TinyDMLayoutSplitsDatasets) {
   o.layout = "tinydm";
   auto tables = build_tables(load_results(r.connection(), ResultFilter{}), o);
   ASSERT_EQ(tables.size(), 2u);
-  EXPECT_EQ(tables[0].title, "ImageNet 256x256, class-conditional (1000 classes)");
+  EXPECT_EQ(tables[0].title, "ImageNet 256x256 class-cond");
   EXPECT_EQ(tables[0].rows.size(), 2u);
   EXPECT_EQ(tables[1].title, "LSUN-Bedrooms 256x256");
   EXPECT_EQ(tables[1].rows.size(), 1u);
