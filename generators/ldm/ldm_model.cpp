@@ -155,9 +155,10 @@ DiffusionSchedule LdmModel::schedule() const {
 }
 
 void LdmModel::validate_sampler(const SamplerSpec& spec) const {
-  DMEVAL_CHECK(spec.sampler == "ddim" || spec.sampler == "plms",
-               "--sampler {}: the ldm family samples with ddim or plms (latent-diffusion's samplers)",
-               spec.sampler);
+  const std::vector<std::string> names = samplers();
+  DMEVAL_CHECK(std::find(names.begin(), names.end(), spec.sampler) != names.end(),
+               "--sampler {}: the ldm family samples with {} (latent-diffusion's samplers)", spec.sampler,
+               fmt::join(names, " or "));
   DMEVAL_CHECK(spec.skip_type == "uniform",
                "--skip-type {}: the ldm family's samplers use latent-diffusion's uniform discretisation "
                "(range(0, T, T // S) + 1)",
