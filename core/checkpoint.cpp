@@ -232,6 +232,14 @@ void load_safetensors(Checkpoint::Impl& im) {
   im.root = add(root);
 }
 
+// Whether the first 8 bytes, read as safetensors' little-endian header length, fit the file (a pickle's
+// first bytes read so are far larger than any file).
+bool safetensors_length_fits(const std::vector<uint8_t>& head, uint64_t file_size) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | head[static_cast<size_t>(i)];
+  return n <= file_size - 8;
+}
+
 std::shared_ptr<Checkpoint::Impl> load(std::string name, std::shared_ptr<ByteSource> src,
                                        std::optional<std::vector<uint8_t>> memory,
                                        const CheckpointOptions& options) {
@@ -246,12 +254,13 @@ std::shared_ptr<Checkpoint::Impl> load(std::string name, std::shared_ptr<ByteSou
     im->format = CheckpointFormat::kTorchZip;
     im->zip = memory ? ZipReader::open_memory(im->path, std::move(*memory)) : ZipReader::open_file(im->path);
     load_zip(*im, po);
+  } else if (head.size() >= 9 && head[8] == '{' && safetensors_length_fits(head, im->source->size())) {
+    // Before the pickle test: a header length whose low byte is 0x80 looks like pickle's PROTO opcode.
+    im->format = CheckpointFormat::kSafetensors;
+    load_safetensors(*im);
   } else if (head[0] == 0x80) {
     im->format = CheckpointFormat::kTorchLegacy;
     load_legacy(*im, po);
-  } else if (head.size() >= 9 && head[8] == '{') {
-    im->format = CheckpointFormat::kSafetensors;
-    load_safetensors(*im);
   } else if (head.size() >= 8 && std::string(head.begin(), head.begin() + 5) == "\x93NUMPY") {
     fail("{}: this is a NumPy .npy file, not a checkpoint", im->path);
   } else {

@@ -52,9 +52,17 @@ std::pair<std::string, double> split_dropout(const std::string& model) {
   return {std::regex_replace(model, kDropout, ""), dropout};
 }
 
+// The noise of step `step`'s n images, each of `shape` (the image's, or a latent model's latent's).
+torch::Tensor batch_noise(const TrainOptions& o, int64_t step, int64_t n, const std::vector<int64_t>& shape) {
+  std::vector<torch::Tensor> e;
+  for (int64_t j = 0; j < n; ++j) e.push_back(per_image_noise(o.seed + 1, step, j, shape));
+  return torch::stack(e);
+}
+
 }  // namespace
 
-TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& o, int64_t T, int64_t step) {
+TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& o, int64_t T, int64_t step,
+                          const torch::Tensor& labels, int64_t unconditional) {
   const int64_t n = o.batch, N = data.size(0);
   std::vector<int64_t> idx(n), flip(n), t(n);
   for (int64_t j = 0; j < n; ++j) {
@@ -74,10 +82,17 @@ TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& o, int6
     if (flip[j]) x[j] = x[j].flip({2});
   b.x0 = 2.0 * x - 1.0;
   b.t = torch::tensor(t, torch::kLong);
-  std::vector<torch::Tensor> e;
-  const std::vector<int64_t> shape(data.sizes().begin() + 1, data.sizes().end());
-  for (int64_t j = 0; j < n; ++j) e.push_back(per_image_noise(o.seed + 1, step, j, shape));
-  b.e = torch::stack(e);
+  b.e = batch_noise(o, step, n, std::vector<int64_t>(data.sizes().begin() + 1, data.sizes().end()));
+  if (labels.defined()) {
+    // Label dropout: word 4 of the stream, uniform in [0, 1) as (word + 0.5) / 2^32.
+    std::vector<int64_t> y(n);
+    torch::Tensor l = labels.to(torch::kLong).contiguous();
+    for (int64_t j = 0; j < n; ++j) {
+      const double u = (batch_word(o.seed, step, 4, static_cast<uint32_t>(j)) + 0.5) / 4294967296.0;
+      y[j] = u < o.label_dropout ? unconditional : l[idx[j]].item<int64_t>();
+    }
+    b.y = torch::tensor(y, torch::kLong);
+  }
   return b;
 }
 
@@ -87,19 +102,28 @@ namespace {
 // format (model.safetensors, ema.safetensors), the ε-prediction loss of step s's batch.
 class DdpmTask : public TrainingTask {
  public:
-  DdpmTask(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data, const TrainOptions& o)
-      : model_(std::move(model)), data_(data), o_(o), sched_(model_->schedule()) {
+  DdpmTask(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data, const TrainOptions& o,
+           const torch::Tensor& labels)
+      : model_(std::move(model)), data_(data), labels_(labels), o_(o), sched_(model_->schedule()) {
     ema_ = model_->clone();
   }
   torch::nn::Module& model() override { return model_->network(); }
   torch::nn::Module* ema() override { return &ema_->network(); }
   std::shared_ptr<DiffusionModel> ema_model() { return ema_; }
   torch::Tensor loss(int64_t step) override {
-    TrainBatch b = training_batch(data_, o_, sched_.num_timesteps, step);
-    torch::Tensor x0 = model_->encode(b.x0);
+    TrainBatch b = training_batch(data_, o_, sched_.num_timesteps, step, labels_, model_->num_classes());
+    torch::Tensor x0;
+    {
+      torch::NoGradGuard no_grad;  // the first stage is not trained here
+      x0 = model_->encode(b.x0);
+    }
+    if (x0.sizes() != b.e.sizes())  // a latent model: the noise has the latent's shape
+      b.e = batch_noise(o_, step, x0.size(0), std::vector<int64_t>(x0.sizes().begin() + 1, x0.sizes().end()));
     torch::Tensor a = sched_.alphas_cumprod_ext.index_select(0, b.t + 1).view({-1, 1, 1, 1});
     torch::Tensor x = x0 * a.sqrt() + b.e * (1.0 - a).sqrt();
-    torch::Tensor out = model_->forward(x, b.t.to(torch::kFloat32));
+    Conditioning c;
+    if (b.y.defined()) c.class_labels = b.y;
+    torch::Tensor out = model_->forward(x, b.t.to(torch::kFloat32), c);
     return (b.e - out).square().sum({1, 2, 3}).mean(0);
   }
   void save(const std::string& dir, int64_t step) override {
@@ -115,7 +139,13 @@ class DdpmTask : public TrainingTask {
     ema_->load_weights(dir + "/ema.safetensors");
   }
   nlohmann::ordered_json options() const override {
-    return options_json(model_->describe_line(), o_, data_.size(0));
+    nlohmann::ordered_json j = options_json(model_->describe_line(), o_, data_.size(0));
+    if (labels_.defined()) {
+      j["class_conditional"] = true;
+      j["label_dropout"] = o_.label_dropout;
+      j["first_stage"] = model_->identity().value("first_stage_weights", std::string());
+    }
+    return j;
   }
   // A run may be extended (steps), annealed (decay_from) and have its dropout changed (a training-only
   // setting of the model): each change is logged in "phases" with the step it took effect at.
@@ -136,7 +166,7 @@ class DdpmTask : public TrainingTask {
 
  private:
   std::shared_ptr<DiffusionModel> model_, ema_;
-  torch::Tensor data_;
+  torch::Tensor data_, labels_;
   TrainOptions o_;
   DiffusionSchedule sched_;
 };
@@ -145,13 +175,23 @@ class DdpmTask : public TrainingTask {
 
 std::shared_ptr<DiffusionModel> train_ddpm(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data,
                                            const TrainOptions& o, const std::string& dir,
-                                           const std::function<void(const TrainProgress&)>& on_log) {
+                                           const std::function<void(const TrainProgress&)>& on_log,
+                                           const torch::Tensor& labels) {
   DMEVAL_CHECK(data.dim() == 4 && data.scalar_type() == torch::kUInt8 && data.size(0) > 0,
                "training data must be (N, C, H, W) uint8");
+  DMEVAL_CHECK(labels.defined() == (model->num_classes() > 0), "model {} is {}: {}", model->name(),
+               model->num_classes() > 0 ? "class-conditional" : "unconditional",
+               labels.defined() ? "it trains without labels" : "training needs each image's class label");
+  if (labels.defined())
+    DMEVAL_CHECK(labels.dim() == 1 && labels.size(0) == data.size(0) && labels.min().item<int64_t>() >= 0 &&
+                     labels.max().item<int64_t>() < model->num_classes() && o.label_dropout >= 0 &&
+                     o.label_dropout <= 1,
+                 "training labels must be one per image in 0..{} and the label dropout in [0, 1]",
+                 model->num_classes() - 1);
   DMEVAL_CHECK(o.steps >= 1 && o.batch >= 1 && o.lr > 0 && o.ema_rate >= 0 && o.ema_rate < 1,
                "bad training options (steps {}, batch {}, lr {}, ema {})", o.steps, o.batch, o.lr,
                o.ema_rate);
-  DdpmTask task(std::move(model), data, o);
+  DdpmTask task(std::move(model), data, o, labels);
   TrainLoopOptions lo;
   lo.steps = o.steps;
   lo.lr = o.lr;

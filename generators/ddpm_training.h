@@ -32,6 +32,9 @@ struct TrainOptions {
   double ema_rate = 0.999;
   uint64_t seed = 0;
   bool flip = true;  // random horizontal flips
+  // Class-conditional training (labels given): the probability that an image's label is replaced by
+  // the unconditional class K (classifier-free guidance's label dropout).
+  double label_dropout = 0.0;
   int64_t checkpoint_every = 1000;
   int64_t log_every = 100;
 };
@@ -40,21 +43,25 @@ struct TrainOptions {
 // through the model's encode()). `model` is the initial model (trained in place); its clone is the
 // EMA copy. `dir` holds the checkpoint (`model.safetensors`, `ema.safetensors` in the family's weights
 // format, `optimizer.pt`, `train.json`); an existing checkpoint there is resumed (its options must
-// match). Returns the EMA model. `on_log` receives every log line's figures.
+// match). Returns the EMA model. `on_log` receives every log line's figures. `labels` ((N,) int64 in
+// 0..K-1) trains a class-conditional model (K = model->num_classes()), each label dropped to K with
+// probability options.label_dropout.
 std::shared_ptr<DiffusionModel> train_ddpm(std::shared_ptr<DiffusionModel> model, const torch::Tensor& data,
                                            const TrainOptions& options, const std::string& dir,
-                                           const std::function<void(const TrainProgress&)>& on_log = {});
+                                           const std::function<void(const TrainProgress&)>& on_log = {},
+                                           const torch::Tensor& labels = {});
 
 // The ddim family: a fresh UNet of `config` initialised from options.seed, trained as above; returns
 // the EMA UNet.
 DdimUNet train_ddpm(const ModelConfig& config, const torch::Tensor& data, const TrainOptions& options,
                     const std::string& dir, const std::function<void(const TrainProgress&)>& on_log = {});
 
-// One training batch of step `step` (for tests): x_0 in [-1, 1], t, e.
+// One training batch of step `step` (for tests): x_0 in [-1, 1], t, e, and with `labels` the batch's
+// labels y after the label dropout (to `unconditional`).
 struct TrainBatch {
-  torch::Tensor x0, t, e;
+  torch::Tensor x0, t, e, y;
 };
 TrainBatch training_batch(const torch::Tensor& data, const TrainOptions& options, int64_t num_timesteps,
-                          int64_t step);
+                          int64_t step, const torch::Tensor& labels = {}, int64_t unconditional = -1);
 
 }  // namespace dmeval

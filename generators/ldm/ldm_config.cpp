@@ -42,6 +42,27 @@ const char* kCin256V2 = R"({"target": "ldm.models.diffusion.ddpm.LatentDiffusion
   "cond_stage_config": {"target": "ldm.modules.encoders.modules.ClassEmbedder", "params": {
     "embed_dim": 512, "n_classes": 1001, "key": "class_label"}}}})";
 
+// The embedded latent profile's model (profiles/shapes-ldm, dmeval's construction): the LDM-4 layout
+// scaled to 32x32 shapes images — a VQ-f4 first stage (8x8x3 latents, 512 codes), a class-conditional
+// UNet with SpatialTransformers at both levels and the class embedder (4 shape classes + the
+// unconditional one), the LDM schedule. scale_factor = 1 / std of the trained encoder's latents on the
+// training images (LatentDiffusion's scale_by_std rule, computed once by `dmeval train-vq` and fixed
+// here, as the released configs fix theirs).
+const char* kShapesLdm = R"({"target": "ldm.models.diffusion.ddpm.LatentDiffusion", "params": {
+  "linear_start": 0.0015, "linear_end": 0.0195, "timesteps": 1000, "image_size": 8, "channels": 3,
+  "use_ema": false, "conditioning_key": "crossattn", "cond_stage_key": "class_label",
+  "scale_factor": 1.0,
+  "unet_config": {"target": "ldm.modules.diffusionmodules.openaimodel.UNetModel", "params": {
+    "image_size": 8, "in_channels": 3, "out_channels": 3, "model_channels": 64,
+    "attention_resolutions": [1, 2], "num_res_blocks": 1, "channel_mult": [1, 2], "num_head_channels": 32,
+    "use_spatial_transformer": true, "transformer_depth": 1, "context_dim": 64}},
+  "first_stage_config": {"target": "ldm.models.autoencoder.VQModelInterface", "params": {
+    "embed_dim": 3, "n_embed": 512, "ddconfig": {"double_z": false, "z_channels": 3, "resolution": 32,
+    "in_channels": 3, "out_ch": 3, "ch": 32, "ch_mult": [1, 2, 2], "num_res_blocks": 1,
+    "attn_resolutions": [], "dropout": 0.0}}},
+  "cond_stage_config": {"target": "ldm.modules.encoders.modules.ClassEmbedder", "params": {
+    "embed_dim": 64, "n_classes": 5, "key": "class_label"}}}})";
+
 int64_t int_of(const nlohmann::json& j, const char* key, const std::string& source) {
   DMEVAL_CHECK(j.contains(key) && j.at(key).is_number_integer(),
                "{}: first_stage_config needs an integer '{}'", source, key);
@@ -181,6 +202,7 @@ VqDecoderConfig vq_decoder_config_from_json(const nlohmann::json& p, const std::
   c.z_channels = int_of(d, "z_channels", source);
   c.resolution = int_of(d, "resolution", source);
   c.out_ch = int_of(d, "out_ch", source);
+  c.in_channels = d.contains("in_channels") ? int_of(d, "in_channels", source) : c.out_ch;
   c.ch = int_of(d, "ch", source);
   c.num_res_blocks = int_of(d, "num_res_blocks", source);
   c.ch_mult = list_of(d, "ch_mult", source);
@@ -233,7 +255,7 @@ LdmConfig ldm_config_from_json(const nlohmann::json& tree, const std::string& so
 }
 
 std::vector<std::string> ldm_preset_names() {
-  return {"lsun_bedrooms-ldm-vq-4", "cin256-v2"};
+  return {"lsun_bedrooms-ldm-vq-4", "cin256-v2", "shapes-ldm"};
 }
 
 LdmConfig resolve_ldm_config(const std::string& name) {
@@ -243,6 +265,12 @@ LdmConfig resolve_ldm_config(const std::string& name) {
     c.name = name;
     // Named as the published tables name them (reports/published), so --with-paper finds their rows.
     c.dataset = name == "cin256-v2" ? "ImageNet 256x256 class-cond" : "LSUN-Bedrooms 256x256";
+    return c;
+  }
+  if (name == "shapes-ldm") {
+    LdmConfig c = ldm_config_from_json(nlohmann::json::parse(kShapesLdm), "preset shapes-ldm");
+    c.name = name;
+    c.dataset = "dmeval shapes";
     return c;
   }
   std::ifstream in(name);

@@ -28,7 +28,7 @@ LdmUNetConfig ldm_unet_config_from_json(const nlohmann::json& params, const std:
 
 struct VqDecoderConfig {
   int64_t embed_dim = 3, n_embed = 8192;
-  int64_t z_channels = 3, resolution = 256, out_ch = 3, ch = 128, num_res_blocks = 2;
+  int64_t z_channels = 3, resolution = 256, in_channels = 3, out_ch = 3, ch = 128, num_res_blocks = 2;
   std::vector<int64_t> ch_mult = {1, 2, 4};
   std::vector<int64_t> attn_resolutions;
 };

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "generators/ldm/vq_training.h"
 #include "generators/sample_images.h"
 
 namespace dmeval {
@@ -71,8 +72,11 @@ std::shared_ptr<LdmModel> LdmModel::load(const ModelSpec& o) {
   if (!o.checkpoint.empty()) {
     LdmParts parts{unet.get(), first_stage.get(), embedder ? embedder.get() : nullptr};
     weights = load_ldm_checkpoint(parts, o.checkpoint, config.use_ema && !o.no_ema, o.first_stage);
-  } else {
-    DMEVAL_CHECK(o.first_stage.empty(), "--first-stage goes with --checkpoint (random weights need neither)");
+  } else if (!o.first_stage.empty()) {
+    // A UNet to train: random weights on a trained first stage, loaded with its encoder (training
+    // encodes the images).
+    weights.first_stage_path = o.first_stage;
+    first_stage = load_vq_autoencoder(config.first_stage, o.first_stage, &weights.first_stage_sha256);
   }
   return std::make_shared<LdmModel>(std::move(config), unet, first_stage, embedder, std::move(weights),
                                     o.random_weights, conversion);
@@ -304,6 +308,17 @@ torch::Tensor LdmModel::decode(const torch::Tensor& x0) {
     out.push_back(first_stage_->decode(part).images.slice(0, 0, k));
   }
   return torch::cat(out);
+}
+
+torch::Tensor LdmModel::encode(const torch::Tensor& images) {
+  DMEVAL_CHECK(first_stage_->has_encoder(),
+               "model {}: its first stage was loaded for sampling (decode path only); training needs the "
+               "encoder: --random-weights SEED --first-stage FILE with a first stage trained by `dmeval "
+               "train-vq`",
+               config_.name);
+  // encode_first_stage, then get_first_stage_encoding: scale_factor * z (VQModelInterface.encode returns
+  // the latent before quantization).
+  return config_.scale_factor * first_stage_->encode(images);
 }
 
 std::shared_ptr<DiffusionModel> LdmModel::clone() const {

@@ -52,6 +52,9 @@ class LdmModel : public DiffusionModel {
   // The VQ first stage's decode (codebook lookup, post_quant_conv, decoder) of z / scale_factor, in
   // fixed micro-batches like the UNet (the last padded), so images do not depend on the batch.
   torch::Tensor decode(const torch::Tensor& x0) override;
+  // Training images in [-1, 1] -> scale_factor * quant_conv(encoder(x)) (needs a first stage loaded with
+  // its encoder: random weights with --first-stage).
+  torch::Tensor encode(const torch::Tensor& images) override;
   torch::nn::Module& network() override { return *unet_; }
   std::vector<AttentionHook> attention_hooks() override { return unet_->attention_hooks(); }
   void set_split_shortcut(bool on) override { unet_->set_split_shortcut(on); }

@@ -138,12 +138,84 @@ class VqDecoderImpl : public torch::nn::Module {
   torch::nn::GroupNorm norm_out{nullptr};
 };
 
-VqFirstStageImpl::VqFirstStageImpl(const VqDecoderConfig& c) : config_(c) {
+// taming's Encoder (double_z false): levels of num_res_blocks ResnetBlocks (AttnBlocks at the
+// attn_resolutions), a Downsample after every level but the last (zero padding right and bottom by one,
+// then a stride-2 3x3 convolution without padding), the mid blocks, norm_out, swish, conv_out.
+class VqEncoderImpl : public torch::nn::Module {
+ public:
+  explicit VqEncoderImpl(const VqDecoderConfig& c) {
+    const int64_t levels = static_cast<int64_t>(c.ch_mult.size());
+    conv_in = register_module("conv_in", Conv2dLayer(c.in_channels, c.ch, 3, 1, 1, LayerRole::kAutoencoder));
+    int64_t curr_res = c.resolution, block_in = c.ch;
+    auto list = holder(*this, "down");
+    down.resize(static_cast<size_t>(levels));
+    for (int64_t l = 0; l < levels; ++l) {
+      auto m = list->register_module(std::to_string(l), std::make_shared<torch::nn::Module>());
+      auto blocks = m->register_module("block", std::make_shared<torch::nn::Module>());
+      auto attns = m->register_module("attn", std::make_shared<torch::nn::Module>());
+      const int64_t block_out = c.ch * c.ch_mult[static_cast<size_t>(l)];
+      UpLevel& d = down[static_cast<size_t>(l)];
+      for (int64_t b = 0; b < c.num_res_blocks; ++b) {
+        d.blocks.push_back(blocks->register_module(std::to_string(b), VqResnetBlock(block_in, block_out)));
+        block_in = block_out;
+        for (int64_t r : c.attn_resolutions)
+          if (r == curr_res)
+            d.attns.push_back(attns->register_module(std::to_string(d.attns.size()), VqAttnBlock(block_in)));
+      }
+      if (l != levels - 1) {
+        auto ds = m->register_module("downsample", std::make_shared<torch::nn::Module>());
+        d.upsample =
+            ds->register_module("conv", Conv2dLayer(block_in, block_in, 3, 2, 0, LayerRole::kAutoencoder));
+        curr_res /= 2;
+      }
+    }
+    auto mid = holder(*this, "mid");
+    mid_block_1 = mid->register_module("block_1", VqResnetBlock(block_in, block_in));
+    mid_attn_1 = mid->register_module("attn_1", VqAttnBlock(block_in));
+    mid_block_2 = mid->register_module("block_2", VqResnetBlock(block_in, block_in));
+    norm_out = register_module("norm_out", normalize(block_in));
+    conv_out =
+        register_module("conv_out", Conv2dLayer(block_in, c.z_channels, 3, 1, 1, LayerRole::kAutoencoder));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor h = conv_in(x);
+    for (UpLevel& d : down) {
+      for (size_t b = 0; b < d.blocks.size(); ++b) {
+        h = d.blocks[b](h);
+        if (!d.attns.empty()) h = d.attns[b](h);
+      }
+      if (d.upsample) h = d.upsample(torch::constant_pad_nd(h, {0, 1, 0, 1}, 0.0));
+    }
+    h = mid_block_2(mid_attn_1(mid_block_1(h)));
+    return conv_out(swish(norm_out(h)));
+  }
+  Conv2dLayer conv_in{nullptr}, conv_out{nullptr};
+  VqResnetBlock mid_block_1{nullptr}, mid_block_2{nullptr};
+  VqAttnBlock mid_attn_1{nullptr};
+  std::vector<UpLevel> down;  // `upsample` holds the level's downsampling convolution
+  torch::nn::GroupNorm norm_out{nullptr};
+};
+
+VqFirstStageImpl::VqFirstStageImpl(const VqDecoderConfig& c, bool with_encoder) : config_(c) {
+  if (with_encoder) {
+    encoder = register_module("encoder", VqEncoder(c));
+    quant_conv = register_module("quant_conv",
+                                 Conv2dLayer(c.z_channels, c.embed_dim, 1, 1, 0, LayerRole::kAutoencoder));
+  }
   decoder = register_module("decoder", VqDecoder(c));
   auto q = holder(*this, "quantize");
   codebook = q->register_module("embedding", torch::nn::Embedding(c.n_embed, c.embed_dim));
   post_quant_conv = register_module("post_quant_conv",
                                     Conv2dLayer(c.embed_dim, c.z_channels, 1, 1, 0, LayerRole::kAutoencoder));
+}
+
+torch::Tensor VqFirstStageImpl::encode(const torch::Tensor& x) {
+  DMEVAL_CHECK(has_encoder(), "this first stage was loaded for decoding only (no encoder weights)");
+  DMEVAL_CHECK(x.dim() == 4 && x.size(1) == config_.in_channels && x.size(2) == config_.resolution &&
+                   x.size(3) == config_.resolution,
+               "images of shape [{}] do not fit the first stage ({} channels, {}x{})",
+               fmt::join(x.sizes(), ", "), config_.in_channels, config_.resolution, config_.resolution);
+  return quant_conv->forward(encoder->forward(x));
 }
 
 std::pair<torch::Tensor, torch::Tensor> VqFirstStageImpl::quantize(const torch::Tensor& z) {

@@ -3,8 +3,11 @@
 // float32, first index on ties, z + (E[idx] - z)), post_quant_conv, and the Decoder (conv_in, mid
 // ResnetBlock / AttnBlock / ResnetBlock, the up levels with nrb + 1 ResnetBlocks each and nearest x2
 // upsampling, GroupNorm eps 1e-6, swish x*sigmoid(x), no timestep embedding, no tanh), with the
-// reference's state-dict names under `first_stage_model.`. And the three uint8 conversions of the
-// reference scripts (spec §8).
+// reference's state-dict names under `first_stage_model.`. Optionally the encoding half too (taming's
+// Encoder: conv_in, down levels of nrb ResnetBlocks with the asymmetrically padded stride-2 Downsample,
+// mid, norm_out, conv_out to z_channels; then quant_conv; VQModelInterface.encode returns that
+// pre-quantization h), which training needs and sampling does not. And the three uint8 conversions of
+// the reference scripts (spec §8).
 #pragma once
 
 #include <torch/torch.h>
@@ -27,10 +30,16 @@ struct VqDecodeResult {
 
 class VqDecoderImpl;
 TORCH_MODULE(VqDecoder);
+class VqEncoderImpl;
+TORCH_MODULE(VqEncoder);
 
 class VqFirstStageImpl : public torch::nn::Module {
  public:
-  explicit VqFirstStageImpl(const VqDecoderConfig& config);
+  // with_encoder: also the encoder and quant_conv (keys first_stage_model.encoder.*, quant_conv.*).
+  explicit VqFirstStageImpl(const VqDecoderConfig& config, bool with_encoder = false);
+  bool has_encoder() const { return !encoder.is_empty(); }
+  // VQModelInterface.encode: quant_conv(encoder(x)) for images x in [-1, 1], before quantization.
+  torch::Tensor encode(const torch::Tensor& x);
   // decode_first_stage(z): quantize (unless force_not_quantize), post_quant_conv, decoder.
   VqDecodeResult decode(const torch::Tensor& z, bool force_not_quantize = false);
   // The codebook step alone: indices and z_q.
@@ -41,6 +50,8 @@ class VqFirstStageImpl : public torch::nn::Module {
   torch::nn::Embedding codebook{nullptr};  // key quantize.embedding
   Conv2dLayer post_quant_conv{nullptr};
   VqDecoder decoder{nullptr};
+  VqEncoder encoder{nullptr};
+  Conv2dLayer quant_conv{nullptr};
 
  private:
   VqDecoderConfig config_;

@@ -1,7 +1,10 @@
-// `dmeval train`: DDPM training of a ddim UNet (the embedded profile's network is trained with it,
-// scripts/train-shapes.sh). Data: the procedural shapes set (`--data shapes:N[:SEED]`) or an ADM-style
-// .npz (`arr_0`, N x H x W x 3 uint8). Checkpoints go to --out (model, EMA, optimizer, train.json);
-// the same command again resumes exactly where the last checkpoint left off.
+// The training commands. `dmeval train`: DDPM training of a diffusion model — a ddim UNet (the embedded
+// profile's network, scripts/train-shapes.sh) or, through its family's loader, any other family's model
+// from random weights (ldm: a UNet and class embedder on a first stage trained by `dmeval train-vq`,
+// scripts/train-shapes-ldm.sh). `dmeval train-vq`: a VQ first stage. `dmeval train-classifier`: shapes-net.
+// Data: the procedural shapes set (`--data shapes:N[:SEED]`, with its class labels) or an ADM-style .npz
+// (`arr_0`, N x H x W x 3 uint8; labels in `arr_1`). Checkpoints go to --out (model, EMA, optimizer,
+// train.json); the same command again resumes exactly where the last checkpoint left off.
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -13,6 +16,8 @@
 #include "core/torch_bridge.h"
 #include "generators/ddim/unet_config.h"
 #include "generators/ddpm_training.h"
+#include "generators/ldm/ldm_config.h"
+#include "generators/ldm/vq_training.h"
 #include "generators/shapes_dataset.h"
 #include "harness/cli/commands.h"
 #include "metrics/shapes_net.h"
@@ -20,25 +25,51 @@
 namespace dmeval::cli {
 
 namespace {
-torch::Tensor load_training_data(const std::string& spec, int64_t size) {
+// The family that reads the spec ("" = none: the ddim path reports the error).
+std::string load_family_of(const ModelSpec& spec) {
+  for (const auto& f : model_families())
+    if (f.accepts(spec)) return f.name;
+  return "";
+}
+
+struct TrainingData {
+  torch::Tensor images;  // (N, 3, H, W) uint8
+  torch::Tensor labels;  // (N,) int64, undefined when the data has none
+};
+
+TrainingData load_training_data(const std::string& spec, int64_t size) {
+  TrainingData d;
   if (is_shapes_spec(spec)) {
     const ShapesSpec s = parse_shapes_spec(spec, "--data");
     const int64_t n = s.n;
     ShapesOptions so;
     so.seed = s.seed;
     so.size = static_cast<int>(size);
-    torch::Tensor d = torch::empty({n, 3, size, size}, torch::kUInt8);
+    d.images = torch::empty({n, 3, size, size}, torch::kUInt8);
+    std::vector<int64_t> labels(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
-      Image im = render_shape_image(so, i);
-      d[i] = torch::from_blob(im.pixels.data(), {size, size, 3}, torch::kUInt8).permute({2, 0, 1}).clone();
+      int l = 0;
+      Image im = render_shape_image(so, i, &l);
+      d.images[i] =
+          torch::from_blob(im.pixels.data(), {size, size, 3}, torch::kUInt8).permute({2, 0, 1}).clone();
+      labels[static_cast<size_t>(i)] = l;
     }
+    d.labels = torch::tensor(labels, torch::kLong);
     return d;
   }
   NpzReader z = NpzReader::open(spec);
   torch::Tensor a = to_torch(z.read("arr_0"));
   DMEVAL_CHECK(a.dim() == 4 && a.size(3) == 3 && a.scalar_type() == torch::kUInt8,
                "{}: arr_0 must be N x H x W x 3 uint8", spec);
-  return a.permute({0, 3, 1, 2}).contiguous();
+  DMEVAL_CHECK(a.size(1) == size && a.size(2) == size, "{}: images are {}x{}, the model's are {}x{}", spec,
+               a.size(1), a.size(2), size, size);
+  d.images = a.permute({0, 3, 1, 2}).contiguous();
+  if (z.contains("arr_1")) {
+    d.labels = to_torch(z.read("arr_1")).to(torch::kLong).reshape({-1});
+    DMEVAL_CHECK(d.labels.size(0) == a.size(0), "{}: arr_1 holds {} labels for {} images", spec,
+                 d.labels.size(0), a.size(0));
+  }
+  return d;
 }
 // Shapes images first .. first + n - 1 of a data seed as a classifier batch (N x 32 x 32 x 3).
 ClassifierBatch shapes_batch(uint64_t seed, int64_t first, int64_t n) {
@@ -104,14 +135,23 @@ void add_train_classifier_command(CLI::App& app) {
 
 void add_train_command(CLI::App& app) {
   struct Opts {
-    std::string model = "shapes", data, out;
+    std::string model = "shapes", data, out, first_stage;
     TrainOptions train;
     double dropout = -1;
     bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("train", "train a ddim UNet with the DDPM loss (resumable)");
-  cmd->add_option("--model", o->model, "preset or ddim .yml of the network")->capture_default_str();
+  auto* cmd = app.add_subcommand("train", "train a diffusion model with the DDPM loss (resumable)");
+  cmd->add_option("--model", o->model,
+                  "preset or config of the network (ddim .yml, or a model of another family, e.g. the ldm "
+                  "preset shapes-ldm)")
+      ->capture_default_str();
+  cmd->add_option("--first-stage", o->first_stage,
+                  "latent models: the trained first stage (with its encoder), from `dmeval train-vq`");
+  cmd->add_option("--label-dropout", o->train.label_dropout,
+                  "class-conditional models: probability of training an image as unconditional "
+                  "(classifier-free guidance)")
+      ->capture_default_str();
   cmd->add_option("--data", o->data, "shapes:N[:SEED] (procedural) or an .npz with arr_0 (N x H x W x 3)")
       ->required();
   cmd->add_option("--out", o->out, "checkpoint folder (resumed when it holds one)")->required();
@@ -133,21 +173,109 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--log-every", o->train.log_every, "steps between log lines")->capture_default_str();
   cmd->add_flag("--quiet", o->quiet, "no log lines");
   cmd->callback([o, cmd] {
+    auto log = [o](const TrainProgress& p) {
+      if (!o->quiet)
+        std::fprintf(stderr, "step %lld: loss %.4f (%.0f s)\n", static_cast<long long>(p.step), p.loss,
+                     p.seconds);
+    };
+    ModelSpec spec;
+    spec.model = o->model;
+    spec.random_weights = static_cast<int64_t>(o->train.seed);
+    spec.first_stage = o->first_stage;
+    if (const std::string family = load_family_of(spec); !family.empty() && family != "ddim-unet") {
+      // Any other family: its loader gives the initial model (random weights from the seed, plus what
+      // it needs, e.g. the ldm first stage); DDPM training is the same task.
+      DMEVAL_CHECK(o->dropout < 0, "--dropout is a ddim UNet setting");
+      auto model = load_diffusion_model(spec);
+      // The image size: what the model decodes (pixel models: the sample itself).
+      std::vector<int64_t> shape = model->sample_shape();
+      shape.insert(shape.begin(), 1);
+      const int64_t size = model->decode(torch::zeros(shape)).size(2);
+      TrainingData data = load_training_data(o->data, size);
+      if (model->num_classes() == 0) data.labels = torch::Tensor();
+      DMEVAL_CHECK(
+          model->num_classes() == 0 || data.labels.defined(),
+          "{}: model {} is class-conditional; the data holds no labels (shapes, or an .npz with arr_1)",
+          o->data, o->model);
+      if (!o->quiet)
+        std::fprintf(stderr, "%s\ntraining on %lld images (%s), %lld steps of %lld\n",
+                     model->describe_line().c_str(), static_cast<long long>(data.images.size(0)),
+                     o->data.c_str(), static_cast<long long>(o->train.steps),
+                     static_cast<long long>(o->train.batch));
+      train_ddpm(model, data.images, o->train, o->out, log, data.labels);
+      std::printf("%s: trained to step %lld; weights (EMA): %s/ema.safetensors\n", o->out.c_str(),
+                  static_cast<long long>(o->train.steps), o->out.c_str());
+      return;
+    }
+    DMEVAL_CHECK(o->first_stage.empty(), "--first-stage is for latent models (the ddim UNet has none)");
     ModelConfig config = resolve_model_config(o->model);
     if (cmd->count("--ema") == 0) o->train.ema_rate = config.ema_rate;
     if (o->dropout >= 0) config.unet.dropout = o->dropout;
-    torch::Tensor data = load_training_data(o->data, config.unet.resolution);
+    torch::Tensor data = load_training_data(o->data, config.unet.resolution).images;
     if (!o->quiet)
       std::fprintf(stderr, "%s\ntraining on %lld images (%s), %lld steps of %lld\n", describe(config).c_str(),
                    static_cast<long long>(data.size(0)), o->data.c_str(),
                    static_cast<long long>(o->train.steps), static_cast<long long>(o->train.batch));
-    train_ddpm(config, data, o->train, o->out, [o](const TrainProgress& p) {
+    train_ddpm(config, data, o->train, o->out, log);
+    std::printf("%s: trained to step %lld; weights (EMA): %s/ema.safetensors\n", o->out.c_str(),
+                static_cast<long long>(o->train.steps), o->out.c_str());
+  });
+}
+
+void add_train_vq_command(CLI::App& app) {
+  struct Opts {
+    std::string model = "shapes-ldm", data, out, eval_data = "shapes:2048:2";
+    VqTrainOptions train;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("train-vq",
+                                 "train the VQ first stage of a latent model (L1 + codebook/commitment, "
+                                 "dmeval's construction; resumable)");
+  cmd->add_option("--model", o->model, "LDM preset or config whose first_stage_config is trained")
+      ->capture_default_str();
+  cmd->add_option("--data", o->data, "shapes:N[:SEED] (procedural) or an .npz with arr_0 (N x H x W x 3)")
+      ->required();
+  cmd->add_option("--out", o->out, "checkpoint folder (resumed when it holds one); vq.safetensors in it")
+      ->required();
+  cmd->add_option("--eval-data", o->eval_data, "held-out images the final reconstruction figures use")
+      ->capture_default_str();
+  cmd->add_option("--steps", o->train.steps, "optimizer steps in all")->capture_default_str();
+  cmd->add_option("--batch", o->train.batch, "images per step")->capture_default_str();
+  cmd->add_option("--lr", o->train.lr, "AdamW learning rate")->capture_default_str();
+  cmd->add_option("--warmup", o->train.warmup, "linear learning-rate warm-up steps")->capture_default_str();
+  cmd->add_option("--decay-from", o->train.decay_from,
+                  "decay the learning rate linearly to 0 from this step to --steps (default: constant)");
+  cmd->add_option("--beta", o->train.beta, "commitment weight")->capture_default_str();
+  cmd->add_option("--seed", o->train.seed, "initialisation and batch seed")->capture_default_str();
+  cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between checkpoints")
+      ->capture_default_str();
+  cmd->add_option("--log-every", o->train.log_every, "steps between log lines")->capture_default_str();
+  cmd->add_flag("--quiet", o->quiet, "no log lines");
+  cmd->callback([o] {
+    const LdmConfig config = resolve_ldm_config(o->model);
+    const VqDecoderConfig& fc = config.first_stage;
+    TrainingData data = load_training_data(o->data, fc.resolution);
+    if (!o->quiet)
+      std::fprintf(
+          stderr,
+          "VQ first stage of %s (ch %lld, %lld codes of %lld): %lld images (%s), %lld steps of %lld\n",
+          config.name.c_str(), static_cast<long long>(fc.ch), static_cast<long long>(fc.n_embed),
+          static_cast<long long>(fc.embed_dim), static_cast<long long>(data.images.size(0)), o->data.c_str(),
+          static_cast<long long>(o->train.steps), static_cast<long long>(o->train.batch));
+    VqFirstStage fs = train_vq(fc, data.images, o->train, o->out, [o](const TrainProgress& p) {
       if (!o->quiet)
         std::fprintf(stderr, "step %lld: loss %.4f (%.0f s)\n", static_cast<long long>(p.step), p.loss,
                      p.seconds);
     });
-    std::printf("%s: trained to step %lld; weights (EMA): %s/ema.safetensors\n", o->out.c_str(),
-                static_cast<long long>(o->train.steps), o->out.c_str());
+    const VqQuality train_q =
+        vq_quality(fs, load_training_data(o->data, fc.resolution).images.slice(0, 0, 2048));
+    const VqQuality q = vq_quality(fs, load_training_data(o->eval_data, fc.resolution).images);
+    std::printf(
+        "%s/vq.safetensors: held-out (%s) L1 %.4f, PSNR %.2f dB, %lld of %lld codes used (perplexity %.1f); "
+        "latent std %.4f on the first 2,048 training images (scale_factor = 1 / std = %.4f)\n",
+        o->out.c_str(), o->eval_data.c_str(), q.l1, q.psnr, static_cast<long long>(q.codes_used),
+        static_cast<long long>(fc.n_embed), q.perplexity, train_q.latent_std, 1.0 / train_q.latent_std);
   });
 }
 

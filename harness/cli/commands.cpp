@@ -18,7 +18,7 @@ const std::vector<CommandSpec>& command_registry() {
       {"quantize", add_quantize_command}, {"shapes", add_shapes_command},
       {"train", add_train_command},       {"train-classifier", add_train_classifier_command},
       {"run", add_run_command},           {"sweep", add_sweep_command},
-      {"merge", add_merge_command},
+      {"merge", add_merge_command},       {"train-vq", add_train_vq_command},
   };
   return kCommands;
 }

@@ -41,6 +41,7 @@ void add_report_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_shapes_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_train_vq_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 void add_merge_command(CLI::App& app);

@@ -1,6 +1,8 @@
 // torch.save legacy / zip and safetensors through one Checkpoint interface.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <fstream>
+#include <map>
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -106,6 +108,24 @@ TEST(Checkpoint, SafetensorsRoundTrip) {
   EXPECT_EQ(ck.read("a").bytes, a.bytes);
   EXPECT_EQ(ck.read("b").data<int64_t>()[1], 42);
   EXPECT_EQ(ck.doc().at(ck.find("__metadata__/format")).s, "pt");
+}
+
+// A header length whose low byte is 0x80 (pickle's PROTO opcode) is still safetensors.
+TEST(Checkpoint, SafetensorsWithHeaderLengthLowByte0x80) {
+  test::TempDir dir;
+  for (int len = 1; len < 1200; ++len) {
+    std::map<std::string, std::string> meta = {{"pad", std::string(static_cast<size_t>(len), 'x')}};
+    TensorData a{DType::kFloat32, {1}, std::vector<uint8_t>(4, 0)};
+    write_safetensors(dir.file("m.safetensors"), {{"a", a}}, meta);
+    std::ifstream in(dir.file("m.safetensors"), std::ios::binary);
+    const int first = in.get();
+    if (first != 0x80) continue;
+    Checkpoint ck = Checkpoint::open(dir.file("m.safetensors"));
+    EXPECT_EQ(ck.format(), CheckpointFormat::kSafetensors);
+    EXPECT_EQ(ck.read("a").bytes, a.bytes);
+    return;
+  }
+  FAIL() << "no metadata length gave a header length with low byte 0x80";
 }
 
 TEST(Checkpoint, SafetensorsBadHeadersAreClearErrors) {
