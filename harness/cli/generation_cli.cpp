@@ -50,6 +50,11 @@ const OptionTable<GenerationOptions>& generation_option_table() {
           kDefaultTraits, {}, false);
     t.add("--guidance", &GenerationOptions::guidance,
           "classifier-free guidance scale (1 = none; conditional families only)");
+    t.add("--calib-conditioning", &GenerationOptions::calib_conditioning,
+          "conditioning of the calibration trajectories, by calibration image index, in --conditioning's "
+          "syntax (default: the run's; PTQD's cin256 calibration: per-class=4 with traj_images=4000); "
+          "recorded with the calibration",
+          kDefaultTraits, {}, false);
     return t;
   }();
   return table;
@@ -130,9 +135,16 @@ GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& l
   if (b.keep_float_copy) p.float_model = fp;
   std::function<Conditioning(int64_t, int64_t)> calib_conditioning;
   std::string calib_conditioning_text;
+  DMEVAL_CHECK(o.calib_conditioning.empty() || !p.conditioning->empty(),
+               "--calib-conditioning {} needs a conditional model and --conditioning", o.calib_conditioning);
   if (!p.conditioning->empty()) {
-    // Calibration images take the run's conditioning rule (by image index) and guidance.
-    std::shared_ptr<const ConditioningSource> source = p.conditioning;
+    // Calibration images take the run's conditioning rule (by image index), or their own, and the
+    // run's guidance.
+    std::shared_ptr<const ConditioningSource> source =
+        o.calib_conditioning.empty()
+            ? p.conditioning
+            : make_conditioning_source(o.calib_conditioning, static_cast<uint64_t>(o.seed), dm.num_classes());
+    DMEVAL_CHECK(!source->empty(), "--calib-conditioning none: model {} needs conditioning", dm.name());
     const double s = p.guidance;
     calib_conditioning = [source, s](int64_t first, int64_t n) {
       Conditioning c = source->images(first, n);

@@ -30,10 +30,14 @@ struct GenerationOptions {
   std::string device = "cpu";
   std::string conditioning;  // "" = the model's default (none for unconditional models)
   double guidance = 1.0;     // classifier-free guidance scale (1 = none)
+  // The calibration trajectories' conditioning rule ("" = the run's): PTQD's cin256 calibration
+  // samples 4 images of every class (per-class=4), whatever the evaluation's order.
+  std::string calib_conditioning;
 };
 
 // The model, quantization and sampler groups plus --samples, --batch, --micro-batch, --chunk, --seed,
-// --device, --conditioning, --guidance. Commands set their own defaults in the struct before binding.
+// --device, --conditioning, --guidance, --calib-conditioning. Commands set their own defaults in the struct
+// before binding.
 const OptionTable<GenerationOptions>& generation_option_table();
 
 using LogLine = std::function<void(const std::string&)>;
