@@ -47,11 +47,11 @@ const char* kCin256V2 = R"({"target": "ldm.models.diffusion.ddpm.LatentDiffusion
 // UNet with SpatialTransformers at both levels and the class embedder (4 shape classes + the
 // unconditional one), the LDM schedule. scale_factor = 1 / std of the trained encoder's latents on the
 // training images (LatentDiffusion's scale_by_std rule, computed once by `dmeval train-vq` and fixed
-// here, as the released configs fix theirs).
+// here, as the released configs fix theirs: 1 / 0.5615 on the first 2,048 training images).
 const char* kShapesLdm = R"({"target": "ldm.models.diffusion.ddpm.LatentDiffusion", "params": {
   "linear_start": 0.0015, "linear_end": 0.0195, "timesteps": 1000, "image_size": 8, "channels": 3,
   "use_ema": false, "conditioning_key": "crossattn", "cond_stage_key": "class_label",
-  "scale_factor": 1.0,
+  "scale_factor": 1.7808,
   "unet_config": {"target": "ldm.modules.diffusionmodules.openaimodel.UNetModel", "params": {
     "image_size": 8, "in_channels": 3, "out_channels": 3, "model_channels": 64,
     "attention_resolutions": [1, 2], "num_res_blocks": 1, "channel_mult": [1, 2], "num_head_channels": 32,
