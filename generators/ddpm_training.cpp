@@ -179,9 +179,10 @@ std::shared_ptr<DiffusionModel> train_ddpm(std::shared_ptr<DiffusionModel> model
                                            const torch::Tensor& labels) {
   DMEVAL_CHECK(data.dim() == 4 && data.scalar_type() == torch::kUInt8 && data.size(0) > 0,
                "training data must be (N, C, H, W) uint8");
-  DMEVAL_CHECK(labels.defined() == (model->num_classes() > 0), "model {} is {}: {}", model->name(),
-               model->num_classes() > 0 ? "class-conditional" : "unconditional",
-               labels.defined() ? "it trains without labels" : "training needs each image's class label");
+  // (A class-conditional model trained without labels is refused by its own forward, naming what it
+  // needs.)
+  DMEVAL_CHECK(!labels.defined() || model->num_classes() > 0,
+               "model {} is unconditional: it trains without labels", model->name());
   if (labels.defined())
     DMEVAL_CHECK(labels.dim() == 1 && labels.size(0) == data.size(0) && labels.min().item<int64_t>() >= 0 &&
                      labels.max().item<int64_t>() < model->num_classes() && o.label_dropout >= 0 &&

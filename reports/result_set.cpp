@@ -25,6 +25,9 @@ std::string calibration_changes(const std::string& calibration_json) {
   std::string out;
   for (const auto& [k, v] : j["changed_settings"].items())
     out += (out.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  // The label of a method run where its reference has no code (TinyDM on LDM: dmeval's construction).
+  if (j.contains("construction") && j["construction"].is_string())
+    out += (out.empty() ? "" : "; ") + j["construction"].get<std::string>();
   return out;
 }
 }  // namespace

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "core/error.h"
@@ -191,13 +192,25 @@ torch::Tensor LdmModel::sample(const SamplerSpec& spec, const EpsModel& eps, tor
                                NoiseSource& noise, int64_t first, const StepObserver* observer,
                                const QuantNoiseStd* quant_noise) const {
   validate_sampler(spec);
-  // PTQD's variance correction removes quantization noise from σ_t; with η = 0 (PTQD's cin256 setting)
-  // σ_t is 0 and it changes nothing.
-  DMEVAL_CHECK(!(quant_noise && *quant_noise) || spec.eta == 0.0,
-               "PTQD's variance correction on the ldm family is built for eta 0 (PTQD's cin256 setting), not "
-               "eta {}",
-               spec.eta);
-  const LdmDdimConstants c = ldm_ddim_constants(schedule_, spec.steps, spec.eta);
+  LdmDdimConstants c = ldm_ddim_constants(schedule_, spec.steps, spec.eta);
+  if (quant_noise && *quant_noise && spec.eta != 0.0) {
+    // PTQD's variance correction (generators §6.3, as the ddim family's DDIM applies it): ε̂ already
+    // carries quantization noise of std σ_q(t), which reaches x_prev with the coefficient
+    // D = sqrt(1 - ᾱ_prev - σ²) - sqrt(ᾱ_prev (1 - ᾱ) / ᾱ); the injected noise loses that variance,
+    // σ' = sqrt(σ² - D² σ_q²) when positive, else 0. With η = 0 (PTQD's cin256 setting) σ is 0 and
+    // nothing changes.
+    c.sigmas = c.sigmas.clone();
+    for (size_t i = 0; i < c.timesteps.size(); ++i) {
+      const double q = (*quant_noise)(c.timesteps[i]);
+      if (q <= 0) continue;
+      const auto at = static_cast<int64_t>(i);
+      const double a = c.alphas[at].item<double>(), ap = c.alphas_prev[at].item<double>(),
+                   sg = c.sigmas[at].item<double>();
+      const double d = std::sqrt(1.0 - ap - sg * sg) - std::sqrt(ap * (1.0 - a) / a);
+      const double removed = d * d * q * q;
+      c.sigmas[at] = std::sqrt(removed < sg * sg ? sg * sg - removed : 0.0);
+    }
+  }
   std::map<int64_t, int64_t> step_of;  // timestep -> step index (0 = the noisiest)
   const int64_t S = static_cast<int64_t>(c.timesteps.size());
   for (int64_t i = 0; i < S; ++i) step_of[c.timesteps[static_cast<size_t>(i)]] = S - 1 - i;

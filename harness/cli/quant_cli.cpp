@@ -65,6 +65,8 @@ nlohmann::ordered_json QuantizedSetup::describe() const {
   for (const auto& [k, v] : record.settings.items())
     if (!defaults.contains(k) || defaults.at(k) != v) changed[k] = v;
   j["changed_settings"] = changed;
+  // A method on a family its reference code has no path for (TinyDM on LDM UNets): labelled.
+  if (record.report.contains("construction")) j["construction"] = record.report["construction"];
   if (seconds > 0) j["calibration_seconds"] = seconds;
   return j;
 }

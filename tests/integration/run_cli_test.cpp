@@ -183,6 +183,68 @@ TEST_F(GoldenLdmRunCli, EveryMethodCalibratesOnTheLatentModel) {
       run_dmeval(other_model + " --method baseline" + methods[0].second + " --out " + dir_.file("other"));
   ASSERT_EQ(other.exit_code, 0) << other.output;
   EXPECT_EQ(other.output.find("using the saved calibration"), std::string::npos) << other.output;
+  // The calibration's own conditioning rule (PTQD's cin256 setting is per-class=4): another calibration.
+  RunResult own = run_dmeval(model + " --calib-conditioning per-class=1 --method baseline" +
+                             methods[0].second + " --out " + dir_.file("own"));
+  ASSERT_EQ(own.exit_code, 0) << own.output;
+  EXPECT_EQ(own.output.find("using the saved calibration"), std::string::npos) << own.output;
+  RunResult again_own = run_dmeval(model + " --calib-conditioning per-class=1 --method baseline" +
+                                   methods[0].second + " --out " + dir_.file("again-own"));
+  ASSERT_EQ(again_own.exit_code, 0) << again_own.output;
+  EXPECT_NE(again_own.output.find("using the saved calibration"), std::string::npos) << again_own.output;
+  // Not for unconditional models.
+  RunResult uncond = run_dmeval("sample --model " + golden_path("ldm/ldm_uncond/config.json") +
+                                " --checkpoint " + golden_path("ldm/ldm_uncond/model.ckpt") +
+                                " --first-stage " + golden_path("ldm/decoder/first_stage.ckpt") +
+                                " --steps 4 --samples 2 --bits 8/8 --method baseline --calib-conditioning "
+                                "per-class=1 --out " +
+                                dir_.file("uncond"));
+  EXPECT_NE(uncond.exit_code, 0);
+  EXPECT_NE(uncond.output.find("--calib-conditioning per-class=1 needs a conditional model"),
+            std::string::npos)
+      << uncond.output;
+}
+
+// The embedded latent profile, offline: `dmeval run --profile shapes-ldm --method tinydm --bits 4/8`
+// with its committed weights (profiles/shapes-ldm) and shapes-net (profiles/shapes), with a smaller N,
+// reference and calibration budget than the profile's; interrupted, resumed and sharded runs end with
+// the scores of one run, and the row names the profile's class-conditional guided sampler.
+class ShapesLdmProfileCli : public RunCli {
+ protected:
+  std::string profile_args(const std::string& out) const {
+    return "run --profile shapes-ldm --method tinydm --bits 4/8 --calib rounds=2 --calib calib_batch=2 "
+           "--calib window_start=2 "
+           "--steps 10 --samples 24 --batch 4 --micro-batch 4 --chunk 8 --ref shapes:64 --quiet "
+           "--latency-repeats 0 "
+           "--e2e-repeats 0 --bootstrap 3 --no-db --out " +
+           dir_.file(out);
+  }
+};
+
+TEST_F(ShapesLdmProfileCli, TinyDmRunsOfflineAndResumedAndShardedRunsEqualOneRun) {
+  json whole = run_json(profile_args("whole"));
+  ASSERT_TRUE(whole.contains("fid[shapes-net]")) << whole.dump();
+  EXPECT_EQ(whole["samples"], 24);
+  const std::string cell = read_text(dir_.file("whole/cell.json"));
+  EXPECT_NE(cell.find("shapes-ldm"), std::string::npos) << cell;
+  EXPECT_NE(cell.find("uniform"), std::string::npos) << cell;
+  EXPECT_NE(cell.find("dmeval's construction"), std::string::npos) << cell;
+  ASSERT_EQ(run_dmeval(profile_args("resumed") + " --max-chunks 1").exit_code, 0);
+  json resumed = run_json(profile_args("resumed"));
+  EXPECT_EQ(scores(resumed), scores(whole));
+  json last;
+  for (const char* k : {"2/3", "0/3", "1/3"}) last = run_json(profile_args("sharded") + " --shard " + k);
+  EXPECT_EQ(scores(last), scores(whole));
+  // PTQD on the profile's eta-1 sampler: its variance correction acts on the LDM DDIM's sigma.
+  json ptqd = run_json(
+      "run --profile shapes-ldm --method ptqd --bits 8/8 --calib traj_images=4 --calib traj_batch=4 --calib "
+      "cali_pairs=16 --calib weight_init_batch=8 --calib iters_w=2 --calib iters_a=2 --calib "
+      "act_init_batch=8 "
+      "--steps 10 --samples 8 --batch 4 --micro-batch 4 --chunk 8 --ref shapes:64 --quiet --latency-repeats "
+      "0 "
+      "--e2e-repeats 0 --bootstrap 3 --no-db --out " +
+      dir_.file("ptqd"));
+  EXPECT_TRUE(ptqd.contains("fid[shapes-net]")) << ptqd.dump();
 }
 
 TEST_F(RunCli, MergeCombinesShardFoldersExactly) {
