@@ -12,19 +12,6 @@ namespace dmeval {
 
 namespace {
 
-struct Quantized {
-  torch::Tensor idx, zq;  // indices (B*h*w), codes in (B, h, w, C)
-};
-
-Quantized nearest_codes(const torch::Tensor& zh, const torch::Tensor& codebook) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor flat = zh.reshape({-1, zh.size(-1)});
-  torch::Tensor d = flat.square().sum(1, true) + codebook.square().sum(1) - 2 * torch::mm(flat, codebook.t());
-  Quantized q;
-  q.idx = torch::argmin(d, 1);
-  return q;
-}
-
 class VqTask : public TrainingTask {
  public:
   VqTask(const VqDecoderConfig& config, const torch::Tensor& data, const VqTrainOptions& o)
@@ -54,10 +41,14 @@ class VqTask : public TrainingTask {
   torch::nn::Module& model() override { return *fs_; }
   torch::Tensor loss(int64_t step) override {
     torch::Tensor x = training_batch(data_, batch_options_, 1000, step).x0;
-    torch::Tensor zh = fs_->encode(x).permute({0, 2, 3, 1});
-    const torch::Tensor& e = fs_->codebook->weight;
-    torch::Tensor idx = nearest_codes(zh, e).idx;
-    torch::Tensor zq = torch::embedding(e, idx).view(zh.sizes());
+    torch::Tensor h = fs_->encode(x);
+    torch::Tensor idx;
+    {
+      torch::NoGradGuard no_grad;  // the codebook lookup of sampling; gradients flow through zq below
+      idx = fs_->quantize(h).first.reshape({-1});
+    }
+    torch::Tensor zh = h.permute({0, 2, 3, 1});
+    torch::Tensor zq = torch::embedding(fs_->codebook->weight, idx).view(zh.sizes());
     torch::Tensor codebook_loss =
         o_.beta * (zq.detach() - zh).square().mean() + (zq - zh.detach()).square().mean();
     torch::Tensor z = (zh + (zq - zh).detach()).permute({0, 3, 1, 2});
@@ -94,9 +85,6 @@ class VqTask : public TrainingTask {
             {"seed", o_.seed},
             {"flip", o_.flip},
             {"loss", "L1 + codebook + beta * commitment (no LPIPS, no discriminator)"}};
-  }
-  bool same_run(const nlohmann::ordered_json& saved, const nlohmann::ordered_json& now) const override {
-    return saved == now;
   }
   VqFirstStage result() { return fs_; }
 

@@ -268,8 +268,7 @@ void add_train_vq_command(CLI::App& app) {
         std::fprintf(stderr, "step %lld: loss %.4f (%.0f s)\n", static_cast<long long>(p.step), p.loss,
                      p.seconds);
     });
-    const VqQuality train_q =
-        vq_quality(fs, load_training_data(o->data, fc.resolution).images.slice(0, 0, 2048));
+    const VqQuality train_q = vq_quality(fs, data.images.slice(0, 0, 2048));
     const VqQuality q = vq_quality(fs, load_training_data(o->eval_data, fc.resolution).images);
     std::printf(
         "%s/vq.safetensors: held-out (%s) L1 %.4f, PSNR %.2f dB, %lld of %lld codes used (perplexity %.1f); "
