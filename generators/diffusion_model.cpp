@@ -24,6 +24,12 @@ void DiffusionModel::set_split_shortcut(bool on) {
                name(), family());
 }
 
+torch::Tensor DiffusionModel::forward_blocks(const torch::Tensor&, const torch::Tensor&, const Conditioning&,
+                                             std::vector<torch::Tensor>*) {
+  fail("model {} (family {}) does not report its block outputs (BinaryDM's representation mimicking)", name(),
+       family());
+}
+
 DiffusionSchedule DiffusionModel::schedule() const {
   return make_schedule(diffusion());
 }

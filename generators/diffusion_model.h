@@ -86,6 +86,12 @@ class DiffusionModel {
   // caller's mode says): what calibration and training call.
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
                                 const Conditioning& c = {}) = 0;
+  // The same pass (no guidance: one conditional pass), also returning the outputs of the network's
+  // blocks in execution order — the representation BinaryDM's low-rank mimicking compares (ldm: every
+  // TimestepEmbedSequential; ddim: the tensors its encoder pushes to the skip stack, the middle output and
+  // each decoder block's output after its attention and upsampling). Families without blocks refuse.
+  virtual torch::Tensor forward_blocks(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c,
+                                       std::vector<torch::Tensor>* blocks);
   // The sampler's x_0 -> images in [-1, 1] (pixel models: as it is; latent models: the first stage).
   virtual torch::Tensor decode(const torch::Tensor& x0) { return x0; }
   // Training images in [-1, 1] -> what the network denoises (pixel models: as they are; latent

@@ -1,5 +1,6 @@
 #include "generators/training_loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -19,7 +20,8 @@ void save_atomically(const std::function<void(const std::string&)>& write, const
 }
 
 int64_t run_training(TrainingTask& task, const TrainLoopOptions& o, const std::string& dir,
-                     const std::function<void(const TrainProgress&)>& on_log) {
+                     const std::function<void(const TrainProgress&)>& on_log,
+                     const std::function<void(int64_t)>& after_step) {
   DMEVAL_CHECK(o.steps >= 1 && o.lr > 0 && o.ema_rate >= 0 && o.ema_rate < 1 && o.checkpoint_every >= 1 &&
                    o.log_every >= 1,
                "bad training options (steps {}, lr {}, ema {}, checkpoint every {}, log every {})", o.steps,
@@ -106,11 +108,19 @@ int64_t run_training(TrainingTask& task, const TrainLoopOptions& o, const std::s
     if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip);
     opt.step();
     if (ema) {
-      torch::NoGradGuard no_grad;  // ddim's EMAHelper: ema = (1 - mu) * p + mu * ema
-      for (size_t i = 0; i < params.size(); ++i)
-        ema_params[i].copy_((1.0 - o.ema_rate) * params[i] + o.ema_rate * ema_params[i]);
+      torch::NoGradGuard no_grad;
+      if (o.ema_warmup) {  // LitEma: one update per step, so the update count is step + 1
+        const double n = static_cast<double>(step + 1);
+        const double one_minus = 1.0 - std::min(o.ema_rate, (1.0 + n) / (10.0 + n));
+        for (size_t i = 0; i < params.size(); ++i)
+          ema_params[i].sub_(one_minus * (ema_params[i] - params[i]));
+      } else {  // ddim's EMAHelper: ema = (1 - mu) * p + mu * ema
+        for (size_t i = 0; i < params.size(); ++i)
+          ema_params[i].copy_((1.0 - o.ema_rate) * params[i] + o.ema_rate * ema_params[i]);
+      }
     }
     ++step;
+    if (after_step) after_step(step);
     acc += lv, ++acc_n;
     if (step % o.log_every == 0 || step == o.steps) {
       TrainProgress p{step, acc / acc_n,

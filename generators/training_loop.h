@@ -27,6 +27,9 @@ struct TrainLoopOptions {
   // Linear learning-rate decay to 0 from this step to `steps` (-1: constant after the warm-up).
   int64_t decay_from = -1;
   double ema_rate = 0.999;  // ema = (1 - rate) * p + rate * ema after each step (when the task has one)
+  // LDM's LitEma instead: decay min(ema_rate, (1 + n) / (10 + n)) at the n-th update (1-based),
+  // shadow -= (1 - decay) * (shadow - p).
+  bool ema_warmup = false;
   uint64_t seed = 0;
   int64_t checkpoint_every = 1000;
   int64_t log_every = 100;
@@ -67,8 +70,10 @@ class TrainingTask {
 // Trains from the checkpoint in `dir` if there is one (its options must be the same run), else from
 // the task's initial model, to o.steps, checkpointing every o.checkpoint_every steps and at the end.
 // `on_log` receives every log line's figures. Returns the step reached.
+// `after_step` sees every step's number (1-based count of steps done) after the optimizer and EMA updates.
 int64_t run_training(TrainingTask& task, const TrainLoopOptions& o, const std::string& dir,
-                     const std::function<void(const TrainProgress&)>& on_log = {});
+                     const std::function<void(const TrainProgress&)>& on_log = {},
+                     const std::function<void(int64_t)>& after_step = {});
 
 // Writes a file through `write(tmp)` then renames it into place.
 void save_atomically(const std::function<void(const std::string&)>& write, const std::string& path);

@@ -97,6 +97,33 @@ torch::Tensor DdimModel::forward(const torch::Tensor& x, const torch::Tensor& t,
   return unet_->forward(x, t);
 }
 
+torch::Tensor DdimModel::forward_blocks(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c,
+                                        std::vector<torch::Tensor>* blocks) {
+  DMEVAL_CHECK(c.empty(), "model {} (family ddim-unet) is unconditional", config_.name);
+  // The LDM TimestepEmbedSequential equivalents (spec binarydm.md §6.1): conv_in, every encoder block
+  // (after its attention), every downsample, the middle output, every decoder block (after its attention,
+  // after the level's upsampling for the last block of a level).
+  std::vector<std::string> names;
+  const ForwardObserver observe = [&](const std::string& name, const torch::Tensor& v) {
+    auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
+    const bool replaces =
+        !names.empty() && ((name.find(".attn.") != std::string::npos &&
+                            names.back() == fmt::format("{}.block.{}", name.substr(0, name.find(".attn.")),
+                                                        name.substr(name.rfind('.') + 1))) ||
+                           name.find(".upsample") != std::string::npos);
+    if (replaces) {
+      blocks->back() = v;
+      names.back() = name;
+    } else if (name == "conv_in" || name == "mid.block_2" ||
+               ((starts("down.") || starts("up.")) && name.find(".block.") != std::string::npos) ||
+               (starts("down.") && name.find(".downsample") != std::string::npos)) {
+      blocks->push_back(v);
+      names.push_back(name);
+    }
+  };
+  return unet_->forward_observed(x, t, observe);
+}
+
 void DdimModel::save_weights(const std::string& path, const std::map<std::string, std::string>& metadata) {
   save_unet_weights(*unet_, path, metadata);
 }

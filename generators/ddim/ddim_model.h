@@ -31,6 +31,8 @@ class DdimModel : public DiffusionModel {
   std::vector<int64_t> sample_shape() const override;
   EpsModel eps(const UNetRunOptions& run, const Conditioning& c = {}) override;
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c = {}) override;
+  torch::Tensor forward_blocks(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c,
+                               std::vector<torch::Tensor>* blocks) override;
   void set_split_shortcut(bool on) override { unet_->set_split_shortcut(on); }
   void save_weights(const std::string& path,
                     const std::map<std::string, std::string>& metadata = {}) override;

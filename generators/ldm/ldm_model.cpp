@@ -308,6 +308,20 @@ torch::Tensor LdmModel::forward(const torch::Tensor& x, const torch::Tensor& t, 
   return network_eps(x, t, c);
 }
 
+torch::Tensor LdmModel::forward_blocks(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c,
+                                       std::vector<torch::Tensor>* blocks) {
+  check_conditioning(c);
+  DMEVAL_CHECK(c.guidance == 1.0, "block outputs are taken from one conditional pass (no guidance)");
+  torch::Tensor context;
+  if (c.class_labels.defined()) context = embedder_->forward(c.class_labels.to(x.device()));
+  std::vector<std::pair<std::string, torch::Tensor>> trace;
+  torch::Tensor eps = unet_->forward_traced(x, t, context, &trace);
+  for (auto& [name, v] : trace)
+    if (name.rfind("input_blocks.", 0) == 0 || name == "middle_block" || name.rfind("output_blocks.", 0) == 0)
+      blocks->push_back(v);
+  return eps;
+}
+
 torch::Tensor LdmModel::decode(const torch::Tensor& x0) {
   torch::NoGradGuard no_grad;
   // decode_first_stage: z = 1 / scale_factor * z, then the first stage's decode (quantizing).

@@ -49,6 +49,8 @@ class LdmModel : public DiffusionModel {
 
   EpsModel eps(const UNetRunOptions& run, const Conditioning& c = {}) override;
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c = {}) override;
+  torch::Tensor forward_blocks(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c,
+                               std::vector<torch::Tensor>* blocks) override;
   // The VQ first stage's decode (codebook lookup, post_quant_conv, decoder) of z / scale_factor, in
   // fixed micro-batches like the UNet (the last padded), so images do not depend on the batch.
   torch::Tensor decode(const torch::Tensor& x0) override;

@@ -78,6 +78,7 @@ class AttentionBlockImpl : public torch::nn::Module {
     w = torch::softmax(w, -1);
     if (quantizer) w = quantizer->w(w), v = quantizer->v(v);
     torch::Tensor a = torch::einsum("bts,bcs->bct", {w, v}).reshape({b, -1, length});
+    if (MacCounter* m = MacCounter::active()) m->attention += 2 * b * heads * ch * length * length;
     return (xf + proj_out->forward(a)).reshape(x.sizes());
   }
   int64_t heads;
@@ -118,6 +119,8 @@ class CrossAttentionImpl : public torch::nn::Module {
     torch::Tensor attn = sim.softmax(-1);
     if (quantizer) attn = quantizer->w(attn), v = quantizer->v(v);
     torch::Tensor out = torch::einsum("bij,bjd->bid", {attn, v});
+    if (MacCounter* m = MacCounter::active())
+      m->attention += 2 * q.size(0) * q.size(1) * k.size(1) * q.size(2);
     const int64_t b = x.size(0), n = out.size(1), d = out.size(2);
     out = out.reshape({b, heads, n, d}).permute({0, 2, 1, 3}).reshape({b, n, heads * d});
     return to_out(out);

@@ -1,5 +1,7 @@
 #include "generators/quant/binarizer.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -34,15 +36,30 @@ torch::Tensor binary_quantize(const torch::Tensor& x) {
   return BinaryQuantizeFn::apply(x);
 }
 
-WeightBinarizer::WeightBinarizer(int order) : order_(order) {
+WeightBinarizer::WeightBinarizer(int order, torch::Tensor s1, torch::Tensor s2)
+    : order_(order), s1_(std::move(s1)), s2_(std::move(s2)) {
   DMEVAL_CHECK(order == 1 || order == 2, "binarizer order {} must be 1 or 2", order);
 }
+
+namespace {
+// The first call's value into the scale: the given parameter's data (shape checked), or a new leaf.
+void set_scale(torch::Tensor& scale, const torch::Tensor& value) {
+  torch::NoGradGuard no_grad;
+  if (!scale.defined()) {
+    scale = value.clone();
+    return;
+  }
+  DMEVAL_CHECK(scale.sizes() == value.sizes(), "binarizer: scale shape {} does not fit the weight's {}",
+               fmt::format("{}", fmt::join(scale.sizes(), "x")),
+               fmt::format("{}", fmt::join(value.sizes(), "x")));
+  scale.copy_(value);
+}
+}  // namespace
 
 torch::Tensor WeightBinarizer::forward(const torch::Tensor& w) {
   DMEVAL_CHECK(w.dim() >= 2, "binarizer: weight must have an output dimension and at least one more");
   if (!inited_) {
-    torch::NoGradGuard no_grad;
-    s1_ = nested_abs_mean(w.detach());
+    set_scale(s1_, nested_abs_mean(w.detach()));
   }
   if (!s1_.requires_grad()) s1_.requires_grad_(true);
   torch::Tensor bw = binary_quantize(w) * s1_;
@@ -52,8 +69,7 @@ torch::Tensor WeightBinarizer::forward(const torch::Tensor& w) {
   }
   torch::Tensor res = w - bw;
   if (!inited_) {
-    torch::NoGradGuard no_grad;
-    s2_ = nested_abs_mean(res.detach());
+    set_scale(s2_, nested_abs_mean(res.detach()));
   }
   if (!s2_.requires_grad()) s2_.requires_grad_(true);
   inited_ = true;

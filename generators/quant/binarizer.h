@@ -14,12 +14,15 @@ torch::Tensor binary_quantize(const torch::Tensor& x);
 
 class WeightBinarizer {
  public:
-  explicit WeightBinarizer(int order);
+  // s1 / s2: the scale parameters to fill on the first call (their data is replaced, as the reference
+  // assigns `.data`, so an optimizer holding them keeps its state); undefined: the binarizer makes its own.
+  explicit WeightBinarizer(int order, torch::Tensor s1 = {}, torch::Tensor s2 = {});
   // The binarised weight (same shape as `weight`); the first call initialises the scales.
   torch::Tensor forward(const torch::Tensor& weight);
   torch::Tensor& s1() { return s1_; }
   torch::Tensor& s2() { return s2_; }
   bool inited() const { return inited_; }
+  void set_inited(bool on) { inited_ = on; }
   int order() const { return order_; }
 
  private:
