@@ -47,6 +47,9 @@ const std::vector<std::unique_ptr<QuantMethod>>& registry() {
     m.push_back(make_tinydm_method());
     m.push_back(make_tinydm_b1_method());
     m.push_back(make_tinydm_attn_method());
+    m.push_back(make_binarydm_method());
+    m.push_back(make_binary_baseline_method());
+    m.push_back(make_lsq_method());
     return m;
   }();
   return kMethods;
@@ -63,6 +66,23 @@ const QuantMethod& quant_method(const std::string& name) {
   for (const auto& m : registry())
     if (m->name() == name) return *m;
   fail("unknown method '{}': one of {}", name, fmt::join(quant_method_names(), ", "));
+}
+
+void check_method_bits(const QuantMethod& method, const BitWidths& bits) {
+  try {
+    method.check_bits(bits);
+  } catch (const Error& e) {
+    std::vector<std::string> can;
+    for (const auto& m : registry()) {
+      try {
+        m->check_bits(bits);
+        can.push_back(m->name());
+      } catch (const Error&) {
+      }
+    }
+    fail("{}; methods that support --bits {}: {}", e.what(), bits.str(),
+         can.empty() ? std::string("none") : fmt::format("{}", fmt::join(can, ", ")));
+  }
 }
 
 nlohmann::ordered_json merge_settings(const QuantMethod& method, const std::vector<std::string>& overrides) {

@@ -46,6 +46,10 @@ struct QuantContext {
   // first + n - 1, as the run samples them; empty for unconditional models.
   std::function<Conditioning(int64_t first, int64_t n)> conditioning;
   std::function<void(const std::string&)> log = [](const std::string&) {};
+  // Training methods (BinaryDM and its baselines): the model's training images for a data spec (the
+  // method's `data` setting: shapes:N[:SEED], an .npz, an image folder) as (N, C, H, W) uint8 and the
+  // class labels ((N,) int64, undefined without); provided by the harness.
+  std::function<std::pair<torch::Tensor, torch::Tensor>(const std::string& spec)> training_data;
 };
 
 class QuantizedModel {
@@ -107,6 +111,13 @@ std::unique_ptr<QuantMethod> make_ptqd_method();
 std::unique_ptr<QuantMethod> make_tinydm_method();
 std::unique_ptr<QuantMethod> make_tinydm_b1_method();
 std::unique_ptr<QuantMethod> make_tinydm_attn_method();
+std::unique_ptr<QuantMethod> make_binarydm_method();
+std::unique_ptr<QuantMethod> make_binary_baseline_method();
+std::unique_ptr<QuantMethod> make_lsq_method();
+
+// method.check_bits(bits), with the methods that do support those widths named in the error (e.g.
+// --bits 1/4 for a post-training method lists the binarizing ones).
+void check_method_bits(const QuantMethod& method, const BitWidths& bits);
 
 // Merges user overrides ("key=value", numbers and booleans parsed) into a method's defaults; unknown
 // keys are errors naming the method's keys.

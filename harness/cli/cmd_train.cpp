@@ -20,6 +20,7 @@
 #include "generators/ldm/vq_training.h"
 #include "generators/shapes_dataset.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/training_data.h"
 #include "metrics/shapes_net.h"
 
 namespace dmeval::cli {
@@ -32,45 +33,6 @@ std::string load_family_of(const ModelSpec& spec) {
   return "";
 }
 
-struct TrainingData {
-  torch::Tensor images;  // (N, 3, H, W) uint8
-  torch::Tensor labels;  // (N,) int64, undefined when the data has none
-};
-
-TrainingData load_training_data(const std::string& spec, int64_t size) {
-  TrainingData d;
-  if (is_shapes_spec(spec)) {
-    const ShapesSpec s = parse_shapes_spec(spec, "--data");
-    const int64_t n = s.n;
-    ShapesOptions so;
-    so.seed = s.seed;
-    so.size = static_cast<int>(size);
-    d.images = torch::empty({n, 3, size, size}, torch::kUInt8);
-    std::vector<int64_t> labels(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      int l = 0;
-      Image im = render_shape_image(so, i, &l);
-      d.images[i] =
-          torch::from_blob(im.pixels.data(), {size, size, 3}, torch::kUInt8).permute({2, 0, 1}).clone();
-      labels[static_cast<size_t>(i)] = l;
-    }
-    d.labels = torch::tensor(labels, torch::kLong);
-    return d;
-  }
-  NpzReader z = NpzReader::open(spec);
-  torch::Tensor a = to_torch(z.read("arr_0"));
-  DMEVAL_CHECK(a.dim() == 4 && a.size(3) == 3 && a.scalar_type() == torch::kUInt8,
-               "{}: arr_0 must be N x H x W x 3 uint8", spec);
-  DMEVAL_CHECK(a.size(1) == size && a.size(2) == size, "{}: images are {}x{}, the model's are {}x{}", spec,
-               a.size(1), a.size(2), size, size);
-  d.images = a.permute({0, 3, 1, 2}).contiguous();
-  if (z.contains("arr_1")) {
-    d.labels = to_torch(z.read("arr_1")).to(torch::kLong).reshape({-1});
-    DMEVAL_CHECK(d.labels.size(0) == a.size(0), "{}: arr_1 holds {} labels for {} images", spec,
-                 d.labels.size(0), a.size(0));
-  }
-  return d;
-}
 // Shapes images first .. first + n - 1 of a data seed as a classifier batch (N x 32 x 32 x 3).
 ClassifierBatch shapes_batch(uint64_t seed, int64_t first, int64_t n) {
   ShapesOptions so;

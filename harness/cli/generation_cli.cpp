@@ -99,7 +99,7 @@ GenerationPipeline build_generation(const GenerationOptions& o, const LogLine& l
                                     const GenerationBuild& b) {
   DMEVAL_CHECK(o.batch >= 1 && o.micro_batch >= 1, "--batch and --micro-batch must be at least 1");
   // Unknown methods (listing the valid ones) and unsupported bits fail before any work.
-  quant_method(o.quant.method).check_bits(parse_bits(o.quant.bits));
+  check_method_bits(quant_method(o.quant.method), parse_bits(o.quant.bits));
   GenerationPipeline p;
   p.device = parse_device(o.device);
   p.model = load_model(o.model);

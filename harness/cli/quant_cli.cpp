@@ -13,6 +13,7 @@
 #include "core/torch_bridge.h"
 #include "db/results.h"
 #include "generators/quant/method_support.h"
+#include "harness/cli/training_data.h"
 
 namespace dmeval::cli {
 
@@ -104,7 +105,7 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
   QuantizedSetup out;
   out.record.method = method.name();
   out.record.bits = parse_bits(o.bits);
-  method.check_bits(out.record.bits);
+  check_method_bits(method, out.record.bits);
   out.record.model = m.identity();
   if (!conditioning_text.empty()) out.record.model["calibration_conditioning"] = conditioning_text;
   out.record.dmeval_version = fmt::format("{} {}", build_version(), build_git_revision());
@@ -119,6 +120,20 @@ QuantizedSetup prepare_quantized(LoadedModel& m, const QuantOptions& o_in, const
   ctx.log = log;
   ctx.conditioning = std::move(conditioning);
   m.model->to(run.device);
+  std::shared_ptr<DiffusionModel> model = m.model;
+  const torch::Device device = run.device;
+  ctx.training_data = [model, device](const std::string& spec) {
+    // The images the model produces are its training images' size (latent models: the first stage's).
+    int64_t size = 0;
+    {
+      torch::NoGradGuard no_grad;
+      std::vector<int64_t> shape = model->sample_shape();
+      shape.insert(shape.begin(), 1);
+      size = model->decode(torch::zeros(shape, torch::TensorOptions().device(device))).size(-1);
+    }
+    TrainingData d = load_training_data(spec, size);
+    return std::make_pair(d.images, d.labels);
+  };
 
   if (!o.import_qdiff.empty()) {
     DMEVAL_CHECK(method.name() == "qdiffusion", "--import-qdiff needs --method qdiffusion");

@@ -243,7 +243,7 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   DMEVAL_CHECK(o.samples >= 2, "--samples {} must be at least 2", o.samples);
   DMEVAL_CHECK(!o.out.empty(), "no run folder (--out)");
   // Unknown methods (listing the valid ones) and unsupported bits fail before any work.
-  quant_method(o.quant.method).check_bits(parse_bits(o.quant.bits));
+  check_method_bits(quant_method(o.quant.method), parse_bits(o.quant.bits));
   DMEVAL_CHECK(o.batch >= 1 && o.micro_batch >= 1, "--batch and --micro-batch must be at least 1");
   auto log = [&o](const std::string& line) {
     if (!o.quiet) std::fprintf(stderr, "%s\n", line.c_str());
