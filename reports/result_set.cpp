@@ -47,7 +47,7 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       "s.size_mb, s.flops, m.name, m.value, m.std, m.noise, m.n, coalesce(m.dataset, ''), "
       "coalesce(m.feature_network, ''), coalesce(m.weights_sha256, ''), coalesce(m.mode, ''), "
       "coalesce(m.compat, ''), coalesce(rs.sha256, ''), coalesce(s.counting, ''), "
-      "coalesce(c.calibration, '') FROM runs r LEFT JOIN "
+      "coalesce(c.calibration, ''), s.bops FROM runs r LEFT JOIN "
       "run_configs c ON c.run_id = "
       "r.id "
       "LEFT JOIN model_sizes s ON s.run_id = r.id LEFT JOIN metrics m ON m.run_id = r.id AND m.item IS NULL "
@@ -74,7 +74,7 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       r.model = q.text(6);
       r.w_bits = opt_i(7), r.a_bits = opt_i(8), r.steps = opt_i(9), r.samples = opt_i(10),
       r.params = opt_i(11);
-      r.size_mb = opt_d(12), r.flops = opt_d(13);
+      r.size_mb = opt_d(12), r.flops = opt_d(13), r.bops = opt_d(27);
       r.size_counting = q.text(25);
       r.calibration_changes = calibration_changes(q.text(26));
       r.dataset = dataset;

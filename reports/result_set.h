@@ -28,7 +28,8 @@ struct RunResult {
   std::string method, sampler, model;
   std::optional<int64_t> w_bits, a_bits, steps, samples, params;
   std::optional<double> size_mb, flops;
-  std::string size_counting;  // how size_mb was counted ("" when not recorded)
+  std::optional<double> bops;  // binary operations per network pass (binarized cells: OPs = BOPs/64 + FLOPs)
+  std::string size_counting;   // how size_mb was counted ("" when not recorded)
   // Calibration settings that departed from the method's defaults, "key=value, ..." in recorded order
   // ("" when none or not recorded); tables state them under the table, per method.
   std::string calibration_changes;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "core/error.h"
 
@@ -29,7 +30,11 @@ const MethodName kMethodOrder[] = {{"fp", "FP"},
                                    {"tinydm", "TinyDM"},
                                    {"tinydm-b1", "TinyDM (64×1 calibration)"},
                                    // not a published method: labelled as dmeval's own construction
-                                   {"tinydm-attn", "TinyDM+attn (dmeval construction)"}};
+                                   {"tinydm-attn", "TinyDM+attn (dmeval construction)"},
+                                   // the BinaryDM tables' rows, in their order
+                                   {"lsq", "LSQ"},
+                                   {"binary-baseline", "Baseline"},
+                                   {"binarydm", "BinaryDM"}};
 
 int method_rank(const std::string& m) {
   const std::string l = lower(m);
@@ -53,6 +58,8 @@ std::optional<double> raw_value(const RunResult& r, const std::string& metric) {
   if (metric == "size_mb") return r.size_mb;
   if (metric == "params_m") return r.params ? std::optional<double>(*r.params / 1e6) : std::nullopt;
   if (metric == "flops_g") return r.flops ? std::optional<double>(*r.flops / 1e9) : std::nullopt;
+  if (metric == "ops_g")  // the binarization papers' OPs = BOPs/64 + FLOPs
+    return r.flops ? std::optional<double>((r.bops.value_or(0) / 64.0 + *r.flops) / 1e9) : std::nullopt;
   auto it = r.metrics.find(metric);
   return it == r.metrics.end() ? std::nullopt : it->second.value;
 }
@@ -199,6 +206,45 @@ std::vector<Table> sr_layout(const std::vector<RunResult>& results) {
   return out;
 }
 
+// The BinaryDM tables (Method, #Bits W/A, Size, OPs, FID, sFID, IS, Precision): one per dataset and
+// feature network, FP first, then per activation width LSQ, Baseline, BinaryDM.
+std::vector<Table> binarydm_layout(const std::vector<RunResult>& results) {
+  std::vector<Table> out;
+  for (Table& t : tinydm_layout(results)) {
+    // tinydm_layout's table, re-keyed: drop the Timesteps key (kept in the title when several), add OPs.
+    Table b;
+    b.title = t.title;
+    b.key_headers = {"Method", "#Bits W/A"};
+    b.columns.push_back(t.columns.at(0));
+    b.columns.push_back({"OPs (G)", "ops_g", 0, 2, 1});
+    for (size_t c = 1; c < t.columns.size(); ++c) b.columns.push_back(t.columns[c]);
+    std::set<std::string> steps;
+    for (const Row& row : t.rows) steps.insert(row.keys.at(0));
+    std::vector<Row> rows;
+    for (const Row& row : t.rows) {
+      Row r = row;
+      const RunResult* run = nullptr;
+      for (const auto& x : results)
+        if (x.id == row.run_id && x.dataset == row.dataset) run = &x;
+      r.keys = {row.keys.at(2) + (steps.size() > 1 ? " (" + row.keys.at(0) + " steps)" : ""), row.keys.at(1)};
+      r.cells.insert(r.cells.begin() + 1, Cell{});
+      if (run)
+        if (auto v = raw_value(*run, "ops_g")) r.cells[1].value = *v;
+      r.group = run && run->a_bits ? static_cast<int>(*run->a_bits) : 0;
+      rows.push_back(r);
+    }
+    std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.group > b.group; });
+    b.rows = rows;
+    b.notes.push_back(
+        "OPs (G): per network pass at batch 1, OPs = BOPs/64 + FLOPs — binary (1-bit weight) MACs counted as "
+        "BOPs, float layers and attention matrix products as FLOPs (MACs); quantized LSQ weights as b BOPs "
+        "per "
+        "MAC (spec binarydm.md §9)");
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
 std::vector<Table> generic_layout(const std::vector<RunResult>& results) {
   static const char* kKnown[] = {"fid", "sfid", "is", "precision", "recall", "kid", "psnr", "ssim", "lpips"};
   std::vector<std::string> names;
@@ -229,8 +275,10 @@ std::vector<Table> generic_layout(const std::vector<RunResult>& results) {
 }
 
 const std::vector<Layout>& layouts() {
-  static const std::vector<Layout> kLayouts = {
-      {"tinydm", tinydm_layout}, {"sr", sr_layout}, {"generic", generic_layout}};
+  static const std::vector<Layout> kLayouts = {{"tinydm", tinydm_layout},
+                                               {"binarydm", binarydm_layout},
+                                               {"sr", sr_layout},
+                                               {"generic", generic_layout}};
   return kLayouts;
 }
 
@@ -371,6 +419,11 @@ std::vector<Table> build_tables(const std::vector<RunResult>& results, const Tab
     if (o.layout == l.name) layout = &l;
   if (!layout) fail("unknown table layout '{}'", o.layout);
   std::vector<Table> tables = layout->build(results);
+  // The BinaryDM tables' "Baseline" is the binarized baseline: their published rows come from that paper.
+  const bool bdm = o.layout == "binarydm";
+  std::vector<PublishedValue> published;
+  for (const auto& p : o.published)
+    if (!bdm || p.paper.find("BinaryDM") != std::string::npos) published.push_back(p);
   for (Table& t : tables) {
     // The run behind each row.
     std::vector<const RunResult*> runs;
@@ -394,7 +447,8 @@ std::vector<Table> build_tables(const std::vector<RunResult>& results, const Tab
           if (!pn || !t.rows[i].cells[c].value) continue;
           t.rows[i].cells[c].paper_looked_up = true;
           if (const PublishedValue* p =
-                  find_published(o.published, r->method, r->w_bits, r->a_bits, r->steps, dataset, pn->metric))
+                  find_published(published, bdm && r->method == "binary-baseline" ? "baseline" : r->method,
+                                 r->w_bits, r->a_bits, r->steps, dataset, pn->metric))
             t.rows[i].cells[c].paper = p->value;
         }
       }

@@ -175,7 +175,11 @@ class BnnMethod : public QuantMethod {
     const BnnPlan& plan = m->student->plan;
     nlohmann::ordered_json& r = m->mutable_report();
     r["layer_plan"] = plan.rule;
-    if (plan.construction) r["construction"] = "dmeval's construction: " + plan.rule;
+    if (plan.construction)
+      r["construction"] = fmt::format(
+          "BinaryDM's layer grouping on the {} family (spec binarydm.md §6.1; the authors published no code for "
+          "it): {}",
+          ctx.model->family(), plan.rule);
     int64_t binarized = 0, order2 = 0;
     for (const BnnPlanEntry& e : plan.layers)
       if (!e.stays_full && e.group >= 0) ++binarized, order2 += e.order == 2 ? 1 : 0;

@@ -316,6 +316,29 @@ std::optional<json> run_cell(const RunCellOptions& options) {
   cell["size_mb"] = size_mb;
   if (scale_bytes >= 0) cell["size_mb_with_scales"] = size_mb + scale_bytes / 1e6;
   cell["size_counting"] = "Conv2d/Linear weights at the method's bits, the rest fp32, no scales";
+  if (q.record.report.contains("cost")) {
+    // Trained binarized methods count as their papers do (spec binarydm.md §9), formulas recorded.
+    const json& c = q.record.report["cost"];
+    cell["size_mb"] = c.at("size_mb");
+    cell["size_counting"] = c.at("size_formula");
+    cell["fp_size_mb"] = c.at("fp32_mb");
+    const json& macs = c.at("macs");
+    const double flops = macs.at("float").get<double>() + macs.at("attention").get<double>();
+    cell["flops"] = flops;
+    cell["bops"] = (c.at("ops_g").get<double>() * 1e9 - flops) * 64.0;
+    cell["ops_formula"] = c.at("ops_formula");
+  } else if (q.record.method == "fp") {
+    // The float cell: MACs of one network pass at batch 1, as FLOPs (attention matmuls included).
+    MacCount mc = count_macs([&] {
+      std::vector<int64_t> s1 = shape;
+      s1.insert(s1.begin(), 1);
+      Conditioning c1;
+      if (m.model->num_classes() > 0) c1.class_labels = torch::zeros({1}, torch::kLong);
+      m.model->forward(torch::zeros(s1, torch::TensorOptions().device(device)),
+                       torch::zeros({1}, torch::TensorOptions().dtype(torch::kLong).device(device)), c1);
+    });
+    cell["flops"] = static_cast<double>(mc.total());
+  }
   cell["calibration"] = q.describe();
   cell["network"] = {{"name", net.name},
                      {"label", net.label},
@@ -485,6 +508,9 @@ void record_cell(const std::string& dir, const DbOptions& d, const json& cell, c
     db::ModelSize ms;
     ms.size_mb = cell.at("size_mb").get<double>();
     ms.counting = cell.at("size_counting").get<std::string>();
+    if (cell.contains("flops")) ms.flops = cell["flops"].get<double>();
+    if (cell.contains("bops")) ms.bops = cell["bops"].get<double>();
+    if (cell.contains("fp_size_mb")) ms.fp_size_mb = cell["fp_size_mb"].get<double>();
     rec->db().set_model_size(rec->run(), ms);
     const int64_t ref_id = rec->db().add_reference_set(
         {refj.at("spec").get<std::string>(), ref_path, refj.at("kind").get<std::string>(),
