@@ -4,8 +4,11 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <optional>
 
+#include "core/error.h"
 #include "generators/model_cost.h"
+#include "generators/quant/binarydm_plan.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/model_cli.h"
 
@@ -30,9 +33,8 @@ void add_model_info_command(CLI::App& app) {
     UNetRunOptions one;
     one.micro_batch = 1;
     EpsModel eps = m.model->eps(one);
-    const MacCount macs = count_macs([&] {
-      eps(torch::zeros({1, shape[0], shape[1], shape[2]}), torch::full({1}, 500.0f), 0);
-    });
+    auto forward = [&] { eps(torch::zeros({1, shape[0], shape[1], shape[2]}), torch::full({1}, 500.0f), 0); };
+    const MacCount macs = count_macs(forward);
     nlohmann::ordered_json j;
     j["model"] = m.describe();
     j["params"] = c.total;
@@ -59,6 +61,20 @@ void add_model_info_command(CLI::App& app) {
                                                       ScaleOverhead::kFp32DeltaInt8Zero) -
                                      model_size_bytes(c, 8, SizeConvention::kWeightsAtBitsRestFp32)) /
                                         1e6);
+    // BinaryDM's accounting (spec binarydm.md §9) for the families it has a layer plan for.
+    std::optional<BnnCost> bnn;
+    try {
+      const BnnPlan plan = binarydm_plan(m.model->family(), list_layers(m.model->network()), {0, 1});
+      int64_t attention = 0;
+      const auto per_layer = layer_macs(m.model->network(), forward, &attention);
+      bnn = binarydm_cost(m.model->network(), plan, per_layer, attention);
+      nlohmann::ordered_json b = bnn->to_json(4);
+      b["layer_plan"] = plan.rule;
+      if (plan.construction) b["construction"] = "dmeval's construction (spec binarydm.md §6.1)";
+      j["binarydm"] = b;
+    } catch (const Error&) {
+      // no BinaryDM plan for this family
+    }
     if (o->layers) {
       j["layer_list"] = nlohmann::ordered_json::array();
       for (const LayerInfo& l : list_layers(m.model->network()))
@@ -87,6 +103,25 @@ void add_model_info_command(CLI::App& app) {
       std::printf("\n");
     }
     std::printf("(%s)\n", j["size_mb_note"].get<std::string>().c_str());
+    if (bnn) {
+      const BnnCost& b = *bnn;
+      std::printf(
+          "\nBinaryDM accounting (spec binarydm.md §9; %s%s):\n"
+          "  fp32                                   %10.2f MB   %8.2f GOPs\n"
+          "  W1, order-2 layers at 2 bits (v1 code)  %10.2f MB (%5.1fx)\n"
+          "  W1, single basis (v5 end state)         %10.2f MB (%5.1fx)\n"
+          "  OPs, BOPs = binary MACs                 %10.2f G  (%5.1fx)\n"
+          "  OPs, BOPs = 4 x binary MACs (W1A4)      %10.2f G  (%5.1fx)\n"
+          "  (size: binarized weights at 1 bit, order-2 at 2, all else fp32 incl. scales; OPs = BOPs/64 + "
+          "FLOPs, "
+          "attention matmuls and float layers as FLOPs; %lld binarized weights, %lld in order-2 layers)\n",
+          j["binarydm"]["layer_plan"].get<std::string>().c_str(),
+          j["binarydm"].contains("construction") ? ", dmeval's construction" : "", b.fp32_mb(),
+          b.fp_ops() / 1e9, b.size_mb(), b.fp32_mb() / b.size_mb(), b.size_single_basis_mb(),
+          b.fp32_mb() / b.size_single_basis_mb(), b.ops(1) / 1e9, b.fp_ops() / b.ops(1), b.ops(4) / 1e9,
+          b.fp_ops() / b.ops(4), static_cast<long long>(b.binarized_weights),
+          static_cast<long long>(b.order2_weights));
+    }
     if (o->layers)
       for (const LayerInfo& l : list_layers(m.model->network()))
         std::printf("  %-32s %-7s %-22s [%s]\n", l.name.c_str(), l.type.c_str(), layer_role_name(l.role),

@@ -98,5 +98,12 @@ TEST(BinaryDmCli, BadInputIsRefusedClearly) {
   EXPECT_NE(r.output.find("/nonexistent/x.npz"), std::string::npos) << r.output;
 }
 
+TEST(BinaryDmCli, ModelInfoShowsTheBinarizationAccounting) {
+  RunResult r = run_dmeval("model-info" + kModel + " --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* k : {"\"binarydm\"", "\"size_mb\"", "\"ops_g\"", "\"ops_formula\"", "\"construction\""})
+    EXPECT_NE(r.output.find(k), std::string::npos) << k << " missing in " << r.output.substr(0, 400);
+}
+
 }  // namespace
 }  // namespace dmeval
