@@ -175,11 +175,28 @@ class BnnMethod : public QuantMethod {
     const BnnPlan& plan = m->student->plan;
     nlohmann::ordered_json& r = m->mutable_report();
     r["layer_plan"] = plan.rule;
+    // What the released code does not settle, stated with every record and under every table.
+    std::vector<std::string> labels;
+    if (kind_ == Kind::kBaseline)
+      labels.push_back(
+          "baseline-1bit as dmeval reads it (spec binarydm.md §7: order-1 binarization everywhere, no LRM, "
+          "the same "
+          "activation quantizer and switch-on; the authors did not publish theirs)");
+    if (kind_ == Kind::kLsq)
+      labels.push_back(
+          "LSQ as dmeval builds it (spec binarydm.md §7: a per-channel LSQ weight step, initial 2 "
+          "mean|W|/sqrt(Qp), "
+          "the same activation quantizer, switch-on and training, no LRM; the code has no LSQ weight "
+          "quantizer)");
+    if (ctx.bits.act != 8 && ctx.bits.act != 32)
+      labels.push_back(fmt::format("A{}: _ActQ at {} bits (the code sets 8)", ctx.bits.act, ctx.bits.act));
     if (plan.construction)
-      r["construction"] = fmt::format(
-          "BinaryDM's layer grouping on the {} family (spec binarydm.md §6.1; the authors published no code for "
-          "it): {}",
-          ctx.model->family(), plan.rule);
+      labels.push_back(
+          fmt::format("BinaryDM's layer grouping on the {} family (spec binarydm.md §6.1; the authors "
+                      "published no code for "
+                      "it): {}",
+                      ctx.model->family(), plan.rule));
+    if (!labels.empty()) r["construction"] = fmt::format("{}", fmt::join(labels, "; "));
     int64_t binarized = 0, order2 = 0;
     for (const BnnPlanEntry& e : plan.layers)
       if (!e.stays_full && e.group >= 0) ++binarized, order2 += e.order == 2 ? 1 : 0;
