@@ -68,6 +68,9 @@ nlohmann::ordered_json QuantizedSetup::describe() const {
   j["changed_settings"] = changed;
   // A method on a family its reference code has no path for (TinyDM on LDM UNets): labelled.
   if (record.report.contains("construction")) j["construction"] = record.report["construction"];
+  // Trained methods: the loss per logged step of the whole training (reports plot it).
+  if (record.report.contains("training_curve")) j["training_curve"] = record.report["training_curve"];
+  if (record.report.contains("training")) j["training"] = record.report["training"];
   if (seconds > 0) j["calibration_seconds"] = seconds;
   return j;
 }
