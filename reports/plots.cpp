@@ -208,6 +208,47 @@ bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& path) 
   return true;
 }
 
+bool plot_training_curves(const std::vector<RunResult>& results, const std::string& path) {
+  std::vector<const RunResult*> runs;
+  for (const auto& r : results)
+    if (r.training_curve.size() >= 2) runs.push_back(&r);
+  if (runs.empty()) return false;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (const RunResult* r : runs)
+    for (auto [s, l] : r->training_curve) {
+      if (!(l > 0)) continue;
+      x0 = std::min(x0, static_cast<double>(s)), x1 = std::max(x1, static_cast<double>(s));
+      y0 = std::min(y0, std::log10(l)), y1 = std::max(y1, std::log10(l));
+    }
+  if (!(x1 > x0)) return false;
+  {
+    plstream pls;
+    setup(pls, path, 900, 600);
+    auto [py0, py1] = padded(y0, y1);
+    pls.col0(1);
+    pls.env(x0, x1, py0, py1, 0, 20);  // log y
+    pls.lab("training step", "loss (log10)", "Training loss per step (mean over each log interval)");
+    for (size_t i = 0; i < runs.size(); ++i) {
+      std::vector<PLFLT> xs, ys;
+      for (auto [s, l] : runs[i]->training_curve)
+        if (l > 0) xs.push_back(static_cast<double>(s)), ys.push_back(std::log10(l));
+      pls.col0(series_colour(i));
+      pls.line(static_cast<PLINT>(xs.size()), xs.data(), ys.data());
+      pls.schr(0, 0.8);
+      const std::string label = label_of(*runs[i]);
+      pls.ptex(x0 + 0.62 * (x1 - x0), py1 - (0.06 + 0.06 * static_cast<double>(i)) * (py1 - py0), 1, 0, 0,
+               label.c_str());
+      PLFLT lx[] = {x0 + 0.55 * (x1 - x0), x0 + 0.6 * (x1 - x0)};
+      PLFLT ly[] = {py1 - (0.05 + 0.06 * static_cast<double>(i)) * (py1 - py0),
+                    py1 - (0.05 + 0.06 * static_cast<double>(i)) * (py1 - py0)};
+      pls.line(2, lx, ly);
+      pls.schr(0, 1.0);
+    }
+  }
+  check_written(path);
+  return true;
+}
+
 #else
 namespace {
 [[noreturn]] void no_plplot() {
@@ -224,6 +265,9 @@ bool plot_metric_vs_bits(const std::vector<RunResult>&, const std::string&, cons
   no_plplot();
 }
 bool plot_latency(const std::vector<LatencyBar>&, const std::string&) {
+  no_plplot();
+}
+bool plot_training_curves(const std::vector<RunResult>&, const std::string&) {
   no_plplot();
 }
 #endif

@@ -26,6 +26,9 @@ bool plot_fid_vs_size(const std::vector<RunResult>& results, const std::string& 
 bool plot_metric_vs_bits(const std::vector<RunResult>& results, const std::string& metric,
                          const std::string& png_path);
 bool plot_latency(const std::vector<LatencyBar>& bars, const std::string& png_path);
+// The training loss per logged step of every trained run (BinaryDM and its baselines), one line each,
+// loss on a log axis.
+bool plot_training_curves(const std::vector<RunResult>& results, const std::string& png_path);
 
 // The first images of a folder in a grid with a caption rendered above it (e.g. "TinyDM W4A8").
 Image sample_grid(const std::vector<Image>& images, int columns, const std::string& caption);

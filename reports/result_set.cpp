@@ -30,6 +30,17 @@ std::string calibration_changes(const std::string& calibration_json) {
     out += (out.empty() ? "" : "; ") + j["construction"].get<std::string>();
   return out;
 }
+// The training curve of a trained method's calibration record ("training_curve": [{step, loss}, ...]).
+std::vector<std::pair<int64_t, double>> training_curve(const std::string& calibration_json) {
+  std::vector<std::pair<int64_t, double>> out;
+  const nlohmann::ordered_json j = nlohmann::ordered_json::parse(calibration_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("training_curve") || !j["training_curve"].is_array())
+    return out;
+  for (const auto& p : j["training_curve"])
+    if (p.is_object() && p.contains("step") && p.contains("loss") && p["loss"].is_number())
+      out.emplace_back(p["step"].get<int64_t>(), p["loss"].get<double>());
+  return out;
+}
 }  // namespace
 
 std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
@@ -77,6 +88,7 @@ std::vector<RunResult> load_results(db::Connection& c, const ResultFilter& f) {
       r.size_mb = opt_d(12), r.flops = opt_d(13), r.bops = opt_d(27);
       r.size_counting = q.text(25);
       r.calibration_changes = calibration_changes(q.text(26));
+      r.training_curve = training_curve(q.text(26));
       r.dataset = dataset;
       it = by_run_dataset.emplace(key, r).first;
       order.push_back(key);

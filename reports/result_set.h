@@ -33,6 +33,8 @@ struct RunResult {
   // Calibration settings that departed from the method's defaults, "key=value, ..." in recorded order
   // ("" when none or not recorded); tables state them under the table, per method.
   std::string calibration_changes;
+  // Trained methods (BinaryDM, its baselines): (step, mean loss over the log interval) of the training.
+  std::vector<std::pair<int64_t, double>> training_curve;
   std::map<std::string, MetricValue> metrics;  // by metric name ("fid", "psnr", ...), one dataset
   std::string dataset;                         // of the metrics ("" when not recorded)
 };

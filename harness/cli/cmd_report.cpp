@@ -128,6 +128,9 @@ std::vector<reports::HtmlFigure> write_plots(db::Connection& c,
   }
   const std::string lat = dir + "/latency.png";
   if (reports::plot_latency(latency_bars(c, results), lat)) out.push_back({"Latency per method", lat});
+  const std::string curves = dir + "/training_curves.png";
+  if (reports::plot_training_curves(results, curves))
+    out.push_back({"Training loss of the trained methods (BinaryDM and its baselines)", curves});
   return out;
 }
 

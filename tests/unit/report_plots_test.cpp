@@ -2,6 +2,8 @@
 // the Pareto front is right, and empty inputs write nothing.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -55,6 +57,23 @@ TEST(ReportPlots, WritesPngs) {
     EXPECT_GT(ink(img), 2000) << f;
   }
   EXPECT_FALSE(plot_fid_vs_size({}, d.file("none.png")));
+  EXPECT_FALSE(std::filesystem::exists(d.file("none.png")));
+}
+
+TEST(ReportPlots, TrainingCurves) {
+  test::TempDir d;
+  RunResult a, b, untrained;
+  a.method = "binarydm", a.w_bits = 1, a.a_bits = 4;
+  b.method = "binary-baseline", b.w_bits = 1, b.a_bits = 4;
+  for (int64_t s = 50; s <= 1500; s += 50) {
+    a.training_curve.emplace_back(s, 0.2 / std::sqrt(static_cast<double>(s)));
+    b.training_curve.emplace_back(s, 0.3 / std::sqrt(static_cast<double>(s)));
+  }
+  ASSERT_TRUE(plot_training_curves({a, b, untrained}, d.file("curves.png")));
+  Image img = decode_image_file(d.file("curves.png"));
+  EXPECT_EQ(img.width, 900);
+  EXPECT_GT(ink(img), 2000);
+  EXPECT_FALSE(plot_training_curves({untrained}, d.file("none.png")));
   EXPECT_FALSE(std::filesystem::exists(d.file("none.png")));
 }
 
