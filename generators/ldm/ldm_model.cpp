@@ -338,11 +338,25 @@ torch::Tensor LdmModel::decode(const torch::Tensor& x0) {
 }
 
 torch::Tensor LdmModel::encode(const torch::Tensor& images) {
-  DMEVAL_CHECK(first_stage_->has_encoder(),
-               "model {}: its first stage was loaded for sampling (decode path only); training needs the "
-               "encoder: --random-weights SEED --first-stage FILE with a first stage trained by `dmeval "
-               "train-vq`",
-               config_.name);
+  if (!first_stage_->has_encoder()) {
+    // Sampling loads the decode path only; training (DDPM, BinaryDM) needs the encoder: read the whole
+    // first stage from the file its decoder came from (released .ckpt files hold it), checked to be the
+    // same file.
+    const std::string path = weights_.first_stage_path.empty() ? weights_.path : weights_.first_stage_path;
+    DMEVAL_CHECK(
+        !path.empty(),
+        "model {}: its first stage has random weights; training needs a trained encoder: --random-weights "
+        "SEED --first-stage FILE with a first stage trained by `dmeval train-vq`",
+        config_.name);
+    std::string sha;
+    VqFirstStage full = load_vq_autoencoder(config_.first_stage, path, &sha);
+    const std::string want =
+        weights_.first_stage_path.empty() ? weights_.sha256 : weights_.first_stage_sha256;
+    DMEVAL_CHECK(want.empty() || sha == want, "{}: the file changed since the model was loaded", path);
+    full->to(images.device());
+    full->eval();
+    first_stage_ = full;
+  }
   // encode_first_stage, then get_first_stage_encoding: scale_factor * z (VQModelInterface.encode returns
   // the latent before quantization).
   return config_.scale_factor * first_stage_->encode(images);

@@ -98,6 +98,21 @@ TEST(BinaryDmCli, BadInputIsRefusedClearly) {
   EXPECT_NE(r.output.find("/nonexistent/x.npz"), std::string::npos) << r.output;
 }
 
+// The latent family: training images go through the committed model's VQ encoder (loaded from the same
+// file on first use), class labels from the data, then guided sampling and scoring of the binarized UNet.
+TEST(BinaryDmCli, LatentModelTrainsOnItsFirstStagesLatents) {
+  TempDir dir;
+  RunResult r =
+      run_dmeval_env("DMEVAL_CALIBRATION_DIR=" + dir.file("store"),
+                     "run --profile shapes-ldm --method binarydm --bits 1/32 --calib data=shapes:32:0 "
+                     "--calib steps=6 --calib "
+                     "batch=2 --samples 4 --steps 5 --latency-repeats 0 --e2e-repeats 0 --no-db --out " +
+                         dir.file("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("training binarydm W1A32 for 6 steps"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| binarydm | 1/32 |"), std::string::npos) << r.output;
+}
+
 TEST(BinaryDmCli, ModelInfoShowsTheBinarizationAccounting) {
   RunResult r = run_dmeval("model-info" + kModel + " --json", false);
   ASSERT_EQ(r.exit_code, 0) << r.output;
