@@ -76,8 +76,8 @@ void BnnStudent::load_state(const std::map<std::string, torch::Tensor>& state, c
   torch::NoGradGuard no_grad;
   for (auto& p : params) {
     auto it = state.find(p.key());
-    DMEVAL_CHECK(it != state.end(), "{}: no tensor '{}' (a {} {} network)", source, p.key(), model->family(),
-                 plan.rule.empty() ? "" : "binarized");
+    DMEVAL_CHECK(it != state.end(), "{}: no tensor '{}' (a binarized {} network)", source, p.key(),
+                 model->family());
     DMEVAL_CHECK(it->second.sizes() == p.value().sizes(), "{}: '{}' has shape {}, the network's is {}",
                  source, p.key(), fmt::format("{}", it->second.sizes()),
                  fmt::format("{}", p.value().sizes()));

@@ -42,8 +42,8 @@ std::string loss_log(const std::string& dir) {
 const std::string kModel = std::string(" --model shapes --checkpoint ") + DMEVAL_SOURCE_DIR +
                            "/profiles/shapes/shapes-unet.safetensors";
 const std::string kTrain =
-    " --method binarydm --bits 1/4 --calib data=shapes:64:0 --calib steps=24 --calib batch=4"
-    " --calib checkpoint_every=4 --calib log_every=1 --quiet";
+    " --method binarydm --bits 1/4 --calib data=shapes:64:0 --calib steps=12 --calib batch=4"
+    " --calib checkpoint_every=3 --calib log_every=1 --quiet";
 
 TEST(BinaryDmCli, KilledTrainingResumesBitIdentical) {
   TempDir dir;
@@ -106,7 +106,7 @@ TEST(BinaryDmCli, LatentModelTrainsOnItsFirstStagesLatents) {
       run_dmeval_env("DMEVAL_CALIBRATION_DIR=" + dir.file("store"),
                      "run --profile shapes-ldm --method binarydm --bits 1/32 --calib data=shapes:32:0 "
                      "--calib steps=6 --calib "
-                     "batch=2 --samples 4 --steps 5 --latency-repeats 0 --e2e-repeats 0 --no-db --out " +
+                     "batch=2 --samples 4 --steps 5 --ref shapes:64:0 --latency-repeats 0 --e2e-repeats 0 --no-db --out " +
                          dir.file("run"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("training binarydm W1A32 for 6 steps"), std::string::npos) << r.output;
