@@ -147,7 +147,9 @@ class BnnMethod : public QuantMethod {
     s["lrm"] = kind_ == Kind::kBinaryDm;
     s["lrm_weight"] = 1e-4;
     s["order2_groups"] = kind_ == Kind::kBinaryDm ? "0,1" : "";
-    s["attention_bits"] = 8;
+    // -1: the code's 8 bits when the layers' activations are quantized; none with A32 (the W1A32 txt2img
+    // code has no attention quantizers).
+    s["attention_bits"] = -1;
     s["progressive"] = true;
     s["flip"] = true;
     s["sample_ema"] = true;
@@ -163,6 +165,7 @@ class BnnMethod : public QuantMethod {
     ls.lsq_bits = kind_ == Kind::kLsq ? ctx.bits.weight : 0;
     ls.act_bits = ctx.bits.act;
     ls.attention_bits = ctx.settings.at("attention_bits").get<int>();
+    if (ls.attention_bits < 0) ls.attention_bits = ctx.bits.act_quantized() ? 8 : 32;
     DMEVAL_CHECK(ls.attention_bits == 32 || (ls.attention_bits >= 2 && ls.attention_bits <= 16),
                  "attention_bits {}: 2..16, or 32 for none", ls.attention_bits);
     ls.progressive = ctx.settings.at("progressive").get<bool>();
