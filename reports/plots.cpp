@@ -227,7 +227,7 @@ bool plot_training_curves(const std::vector<RunResult>& results, const std::stri
     auto [py0, py1] = padded(y0, y1);
     pls.col0(1);
     pls.env(x0, x1, py0, py1, 0, 20);  // log y
-    pls.lab("training step", "loss (log10)", "Training loss per step (mean over each log interval)");
+    pls.lab("training step", "loss (log scale)", "Training loss per step (mean over each log interval)");
     for (size_t i = 0; i < runs.size(); ++i) {
       std::vector<PLFLT> xs, ys;
       for (auto [s, l] : runs[i]->training_curve)

@@ -64,9 +64,9 @@ BnnPlan ddim_plan(const std::vector<LayerInfo>& layers, const std::vector<int>& 
   }
   p.groups = levels + 1;
   p.rule = fmt::format(
-      "dmeval's construction (no CIFAR-10 code): down[l] -> group l (downsample -> l + 1), up[l] -> l, mid "
-      "-> "
-      "{}; float: temb.dense, conv_in, conv_out",
+      "down[l] -> group l (downsample -> l + 1), up[l] -> l, mid -> {}; order 2 in groups 0-1; float: "
+      "temb.dense, "
+      "conv_in, conv_out",
       levels);
   for (const LayerInfo& l : layers) {
     BnnPlanEntry e{l.name};
