@@ -284,6 +284,67 @@ TEST(ReportTables, WithPaperValues) {
   EXPECT_GT(load_published(default_published_path()).size(), 1000u);
 }
 
+// The BinaryDM tables: Method, #Bits, Size, OPs (BOPs/64 + FLOPs), FP first, then per activation width
+// LSQ, Baseline, BinaryDM; --with-paper takes the BinaryDM paper's rows, its "Baseline" being the binarized
+// baseline (dmeval's binary-baseline), never another paper's min-max baseline.
+TEST(ReportTables, BinaryDmLayoutWithPaperValues) {
+  TempDir d;
+  db::ResultsDb r = db::ResultsDb::open(d.file("b.db"));
+  const int64_t ref = r.add_reference_set({"cifar", "", "npz", "ab", 50000});
+  const char* dataset = "CIFAR-10 32x32";
+  struct Cell {
+    const char* method;
+    int64_t w, a;
+    double bops;
+  };
+  for (const Cell& c : {Cell{"binarydm", 1, 4, 64e9}, Cell{"fp", 32, 32, 0},
+                        Cell{"binary-baseline", 1, 4, 64e9}, Cell{"lsq", 2, 4, 128e9}}) {
+    Setting s{c.method, c.w, c.a, 100, 1.0, 50.0, 10.0, 5.0, 0.5};
+    s.dataset = dataset;
+    add_generative(r, s, ref);
+    const int64_t run = r.list_runs().back().id;
+    db::ModelSize m;
+    m.size_mb = 1.0, m.flops = 2e9;
+    if (c.bops > 0) m.bops = c.bops;
+    r.set_model_size(run, m);
+  }
+  TableOptions o;
+  o.layout = "binarydm";
+  o.with_paper = true;
+  o.published = load_published(default_published_path());
+  auto tables = build_tables(load_results(r.connection(), {}), o);
+  ASSERT_EQ(tables.size(), 1u);
+  const Table& t = tables[0];
+  EXPECT_EQ(t.key_headers, (std::vector<std::string>{"Method", "#Bits W/A"}));
+  ASSERT_GE(t.columns.size(), 3u);
+  EXPECT_EQ(t.columns[1].metric, "ops_g");
+  ASSERT_EQ(t.rows.size(), 4u);
+  std::vector<std::string> order;
+  for (const Row& row : t.rows) order.push_back(row.keys[0] + " " + row.keys[1]);
+  EXPECT_EQ(order, (std::vector<std::string>{"FP 32/32", "LSQ 2/4", "Baseline 1/4", "BinaryDM 1/4"}));
+  EXPECT_DOUBLE_EQ(*t.rows[0].cells[1].value, 2.0);        // FLOPs only
+  EXPECT_DOUBLE_EQ(*t.rows[3].cells[1].value, 1.0 + 2.0);  // 64e9 BOPs / 64 + 2e9 FLOPs
+  // Published FID of the BinaryDM paper's row for each cell, looked up here from the shipped file.
+  auto paper_fid = [&](const std::string& method, int64_t w, int64_t a) -> std::optional<double> {
+    for (const auto& p : o.published)
+      if (p.paper.find("BinaryDM") != std::string::npos && p.metric == "FID" && p.method == method &&
+          p.w_bits == w && p.a_bits == a && p.steps == 100 && p.dataset == dataset)
+        return p.value;
+    return std::nullopt;
+  };
+  size_t fid = 0;
+  while (fid < t.columns.size() && t.columns[fid].metric != "fid") ++fid;
+  ASSERT_LT(fid, t.columns.size());
+  const std::pair<const char*, std::pair<int64_t, int64_t>> want[] = {
+      {"FP", {32, 32}}, {"LSQ", {2, 4}}, {"Baseline", {1, 4}}, {"BinaryDM", {1, 4}}};
+  for (size_t i = 0; i < 4; ++i) {
+    const auto expected = paper_fid(want[i].first, want[i].second.first, want[i].second.second);
+    ASSERT_TRUE(expected.has_value()) << want[i].first << ": the shipped file lacks the row";
+    ASSERT_TRUE(t.rows[i].cells[fid].paper.has_value()) << order[i];
+    EXPECT_DOUBLE_EQ(*t.rows[i].cells[fid].paper, *expected) << order[i];
+  }
+}
+
 TEST(ReportTables, LatestRunPerSettingReplacesEarlierOnes) {
   TempDir d;
   const std::string path = fixture(d);
