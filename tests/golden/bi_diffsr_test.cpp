@@ -9,13 +9,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
+#include "core/image.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
+#include "generators/bi_diffsr/bi_diffsr_sampler.h"
 #include "generators/bi_diffsr/bi_diffsr_unet.h"
 #include "tests/support/golden.h"
+#include "tests/support/numeric_checks.h"
 
 namespace dmeval {
 namespace {
@@ -101,6 +106,90 @@ TEST_F(GoldenBiDiffSrNetwork, TopLevelModulesMatchTheReferenceHooks) {
   EXPECT_LE(max_abs(bi_diffsr_timestep_embedding(t.reshape({-1}), net_->config().inner_channel),
                     get("timestep_level_mlp.0|out")),
             tol_);
+}
+
+// The scheduler of the run and of the official configuration, then the whole sampling loop from the
+// reference's x_T on its padded condition: every step's input, ε, x0 (before and after clipping) and
+// x_prev, the cropped result and its uint8 conversion. Tolerance (MANIFEST): states ≤ 1e-4·(1 + |value|),
+// x0 before clipping scaled by sqrt((1 − ᾱ)/ᾱ), the uint8 image equal except ±1 at rounding ties.
+TEST_F(GoldenBiDiffSrNetwork, SchedulerAndSamplingLoop) {
+  const json cfg = json::parse(read_text(golden_path("bi_diffsr/config.json"))).at("beta_schedule");
+  const int64_t T = cfg.at("n_timestep"), S = cfg.at("num_inference_steps");
+  const BiDiffSrSchedule sched = bi_diffsr_schedule(T, cfg.at("linear_start"), cfg.at("linear_end"));
+  NpzReader zs = NpzReader::open(golden_path("bi_diffsr/schedule.npz"));
+  auto sget = [&](const std::string& k) { return to_torch(zs.read(k)); };
+  // linspace's vectorised and scalar kernels round differently: betas kernel-exact. ᾱ then carries each β's
+  // difference (relative Δβ/(1−β)) plus one float32 rounding per product.
+  EXPECT_TRUE(test::kernel_equal(sched.betas, sget("betas"))) << "betas";
+  {
+    const torch::Tensor b = sget("betas").to(torch::kFloat64);
+    const torch::Tensor dbeta = b.abs().max() * std::ldexp(1.0, -23) * test::kKernelUlps / (1 - b);
+    const torch::Tensor steps = torch::arange(1, b.numel() + 1, torch::kFloat64);
+    const torch::Tensor ac = sget("alphas_cumprod").to(torch::kFloat64);
+    const torch::Tensor bound = ac * (dbeta.cumsum(0) + steps * std::ldexp(1.0, -24));
+    for (const char* k : {"alphas_cumprod", "official_alphas_cumprod"})
+      EXPECT_TRUE(((sched.alphas_cumprod.to(torch::kFloat64) - sget(k).to(torch::kFloat64)).abs() <= bound)
+                      .all()
+                      .item<bool>())
+          << k;
+  }
+  auto as_vector = [](const torch::Tensor& t) {
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < t.numel(); ++i) v.push_back(t[i].item<int64_t>());
+    return v;
+  };
+  EXPECT_EQ(bi_diffsr_timesteps(T, S), as_vector(sget("timesteps")));
+  const int64_t official_steps = sget("official_timesteps_S50").numel();
+  EXPECT_EQ(bi_diffsr_timesteps(T, official_steps), as_vector(sget("official_timesteps_S50")));
+
+  NpzReader z = NpzReader::open(golden_path("bi_diffsr/sampling.npz"));
+  auto get = [&](const std::string& k) { return to_torch(z.read(k)); };
+  int64_t ph = 0, pw = 0;
+  const torch::Tensor padded = bi_diffsr_pad(get("lq"), 8, &ph, &pw);
+  EXPECT_EQ((std::vector<int64_t>{ph, pw}), as_vector(get("pad_hw")));
+  EXPECT_LE(max_abs(padded, get("lq_padded")), 0.0) << "reflect padding";
+  const torch::Tensor group = get("group"), x_t = get("x_t"), eps = get("eps"), x0p = get("x0_pred"),
+                      x0c = get("x0_clipped"), x_prev = get("x_prev");
+  auto within = [&](const torch::Tensor& got, const torch::Tensor& want, double factor) {
+    torch::Tensor bound = tol_ * factor * (1 + want.abs());
+    return ((got.to(torch::kFloat64) - want.to(torch::kFloat64)).abs() <= bound).all().item<bool>();
+  };
+  size_t steps_seen = 0;
+  torch::Tensor out = bi_diffsr_sample(
+      *net_, sched, S, padded, get("x_T"),
+      [&](size_t i, int64_t t, const torch::Tensor& xt, const torch::Tensor& e, const BiDiffSrStep& st) {
+        SCOPED_TRACE("step " + std::to_string(i) + ", t " + std::to_string(t));
+        const int64_t k = static_cast<int64_t>(i);
+        EXPECT_EQ(net_->group_of(t), group[k].item<int64_t>());
+        const double a = sched.alphas_cumprod[t].item<double>();
+        EXPECT_TRUE(within(xt, x_t[k], 1)) << "x_t: " << max_abs(xt, x_t[k]);
+        EXPECT_TRUE(within(e, eps[k], 1)) << "eps: " << max_abs(e, eps[k]);
+        EXPECT_TRUE(within(st.x0_pred, x0p[k], std::max(1.0, std::sqrt((1 - a) / a))))
+            << "x0: " << max_abs(st.x0_pred, x0p[k]);
+        EXPECT_TRUE(within(st.x0_clipped, x0c[k], std::max(1.0, std::sqrt((1 - a) / a))))
+            << "x0 clipped: " << max_abs(st.x0_clipped, x0c[k]);
+        EXPECT_TRUE(within(st.x_prev, x_prev[k], std::max(1.0, std::sqrt((1 - a) / a))))
+            << "x_prev: " << max_abs(st.x_prev, x_prev[k]);
+        ++steps_seen;
+      });
+  EXPECT_EQ(static_cast<int64_t>(steps_seen), S);
+  const torch::Tensor sr = out.slice(2, 0, out.size(2) - ph).slice(3, 0, out.size(3) - pw);
+  EXPECT_TRUE(within(sr, get("sr_float"), 1)) << "sr: " << max_abs(sr, get("sr_float"));
+  const torch::Tensor u8 = bi_diffsr_to_uint8_bgr(sr[0]), want8 = get("sr_uint8_bgr");
+  const torch::Tensor diff = (u8.to(torch::kInt32) - want8.to(torch::kInt32)).abs();
+  EXPECT_LE(diff.max().item<int64_t>(), 1);
+  // A ±1 only where the reference's float value lies at a rounding tie within the state tolerance
+  // (tol · (1 + |v|) with |v| <= 1 after clamping, in levels of 1/255).
+  torch::Tensor level =
+      get("sr_float")[0].clamp(0, 1).flip({0}).permute({1, 2, 0}).to(torch::kFloat64) * 255.0;
+  torch::Tensor tie = ((level - level.floor()) - 0.5).abs() <= 255.0 * tol_ * 2;
+  EXPECT_EQ((diff.gt(0) & ~tie).sum().item<int64_t>(), 0) << "uint8 values differ away from a rounding tie";
+  // sr.png is the reference's saved result: the same pixels (RGB in the file).
+  const Image png = decode_image_file(golden_path("bi_diffsr/sr.png"));
+  const torch::Tensor file =
+      torch::from_blob(const_cast<uint8_t*>(png.pixels.data()), {png.height, png.width, 3}, torch::kUInt8)
+          .flip({2});
+  EXPECT_TRUE(torch::equal(file, want8)) << "sr.png differs from sr_uint8_bgr";
 }
 
 TEST(GoldenBiDiffSrOfficial, TheReleasedNetworksKeysShapesAndSize) {
