@@ -51,13 +51,25 @@ class BiConvImpl : public torch::nn::Module {
       b1_.push_back(holder(*r, "pr_bias1")->register_parameter("bias", torch::zeros({1, c, 1, 1})));
     }
   }
-  torch::Tensor forward(const torch::Tensor& x, int64_t g) {
-    torch::Tensor s = torch::sign(x + shift_.at(static_cast<size_t>(g)));
+  torch::Tensor forward(const torch::Tensor& x, int64_t g,
+                        std::map<std::string, torch::Tensor>* parts = nullptr) {
+    DMEVAL_CHECK(g >= 0 && g < static_cast<int64_t>(shift_.size()), "BIConv: timestep group {} of {}", g,
+                 shift_.size());
+    const size_t i = static_cast<size_t>(g);
+    torch::Tensor moved = x + shift_[i];
+    torch::Tensor s = torch::sign(moved);
     // HardBinaryConv: α_o = mean |W_o| (nested over the last axes first, as written), W_b = α·sign(W).
     torch::Tensor alpha = weight_.abs().mean(3, true).mean(2, true).mean(1, true);
-    torch::Tensor y = torch::conv2d(s, alpha * torch::sign(weight_), {}, 1, k_ / 2);
-    y = torch::prelu(y + b0_[static_cast<size_t>(g)], a_[static_cast<size_t>(g)]) +
-        b1_[static_cast<size_t>(g)];
+    torch::Tensor wb = alpha * torch::sign(weight_);
+    torch::Tensor c = torch::conv2d(s, wb, {}, 1, k_ / 2);
+    torch::Tensor y = torch::prelu(c + b0_[i], a_[i]) + b1_[i];
+    if (parts) {
+      (*parts)["TaR"] = moved;
+      (*parts)["binary_activation"] = s;
+      (*parts)["binary_conv"] = c;
+      (*parts)["TaA"] = y;
+      (*parts)["w_ideal"] = wb;
+    }
     return y + x;
   }
 
@@ -321,6 +333,13 @@ torch::Tensor BiDiffSrUNetImpl::forward_traced(const torch::Tensor& x, const tor
   h = final_conv_(swish(final_norm_(h)));
   record("final_conv", h);
   return h;
+}
+
+torch::Tensor bi_diffsr_run_inner(torch::nn::Module& module, const torch::Tensor& x, int64_t g,
+                                  std::map<std::string, torch::Tensor>* parts) {
+  if (auto* b = dynamic_cast<BiConvImpl*>(&module)) return b->forward(x, g, parts);
+  if (auto* a = dynamic_cast<SelfAttentionImpl*>(&module)) return a->forward(x);
+  fail("{} is neither a BIConv nor a SelfAttention", module.name());
 }
 
 std::string load_bi_diffsr_weights(BiDiffSrUNetImpl& net, const std::string& path, bool ema) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -61,6 +62,12 @@ TORCH_MODULE(BiDiffSrUNet);
 
 // The integer-timestep sinusoid: cat[sin(t·f_j), cos(t·f_j)], f_j = exp(−ln(1e4)·j / (dim/2)), float32.
 torch::Tensor bi_diffsr_timestep_embedding(const torch::Tensor& t, int64_t dim);
+
+// Runs one inner module of a network on the given input, as the reference's forward hooks see it: a BIConv
+// (timestep group g; `parts` receives "TaR", "binary_activation", "binary_conv", "TaA" and the binarised
+// weight "w_ideal" = α·sign(W)) or a SelfAttention. Other modules are refused, naming their path.
+torch::Tensor bi_diffsr_run_inner(torch::nn::Module& module, const torch::Tensor& x, int64_t g,
+                                  std::map<std::string, torch::Tensor>* parts = nullptr);
 
 // Loads a BasicSR checkpoint (`params`, or `params_ema` when asked and present; `module.` prefixes
 // stripped) strictly into `net`: every key and shape checked, errors naming the file. Returns the key used.

@@ -106,6 +106,41 @@ TEST_F(GoldenBiDiffSrNetwork, TopLevelModulesMatchTheReferenceHooks) {
   EXPECT_LE(max_abs(bi_diffsr_timestep_embedding(t.reshape({-1}), net_->config().inner_channel),
                     get("timestep_level_mlp.0|out")),
             tol_);
+  // Inner modules on the reference's own inputs: every hooked BIConv call (its parts, its binarised
+  // weight) and the attention.
+  const auto modules = net_->named_modules("", false);
+  int inner = 0;
+  for (const std::string& key : z.names()) {
+    const size_t bar = key.find('|');
+    if (bar == std::string::npos || key.substr(bar) != "|in1_int") continue;  // a BIConv call: input, group
+    const std::string name = key.substr(0, bar);
+    const std::string last = name.substr(name.rfind('.') + 1);
+    if (last != "conv" && last.rfind("biconv", 0) != 0) continue;  // top-level blocks take the group too
+    ASSERT_TRUE(modules.contains(name)) << name;
+    const int64_t g = get(key).reshape({-1})[0].item<int64_t>();
+    std::map<std::string, torch::Tensor> parts;
+    EXPECT_LE(max_abs(bi_diffsr_run_inner(*modules[name], get(name + "|in0"), g, &parts), get(name + "|out")),
+              tol_)
+        << name;
+    const std::pair<std::string, std::string> hooked[] = {{"TaR", "TaR.dynamic_move_" + std::to_string(g)},
+                                                          {"binary_activation", "binary_activation"},
+                                                          {"binary_conv", "binary_conv"},
+                                                          {"TaA", "TaA.dynamic_relu_" + std::to_string(g)}};
+    for (const auto& [part, module] : hooked)
+      if (z.contains(name + "." + module + "|out"))
+        EXPECT_LE(max_abs(parts.at(part), get(name + "." + module + "|out")), tol_) << name << "." << module;
+    if (z.contains(name + ".binary_conv|w_ideal"))
+      EXPECT_LE(max_abs(parts.at("w_ideal"), get(name + ".binary_conv|w_ideal")), tol_) << name << " w_ideal";
+    // The reference's straight-through weight differs from α·sign(W) by at most one rounding (quirk Q2).
+    if (z.contains(name + ".binary_conv|w_ste"))
+      EXPECT_LE(max_abs(parts.at("w_ideal"), get(name + ".binary_conv|w_ste")), tol_) << name << " w_ste";
+    ++inner;
+  }
+  EXPECT_GE(inner, 2);
+  ASSERT_TRUE(modules.contains("mid.0.attn"));
+  EXPECT_LE(
+      max_abs(bi_diffsr_run_inner(*modules["mid.0.attn"], get("mid.0.attn|in0"), 0), get("mid.0.attn|out")),
+      tol_);
 }
 
 // The scheduler of the run and of the official configuration, then the whole sampling loop from the
