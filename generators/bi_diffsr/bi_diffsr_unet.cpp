@@ -16,6 +16,20 @@ namespace dmeval {
 
 namespace {
 
+// The cost counter of bi_diffsr_cost (this thread's, while it runs).
+thread_local BiDiffSrCost* g_cost = nullptr;
+void note_conv(const torch::Tensor& out, int64_t cin, int64_t k, bool binary) {
+  if (!g_cost) return;
+  const double macs = static_cast<double>(out.numel() * cin * k * k);
+  (binary ? g_cost->macs_binary : g_cost->macs_fp_conv) += macs;
+}
+void note_linear(const torch::Tensor& out, int64_t in) {
+  if (g_cost) g_cost->macs_linear += static_cast<double>(out.numel() * in);
+}
+void note_groupnorm(const torch::Tensor& in) {
+  if (g_cost) g_cost->groupnorm_elements += static_cast<double>(in.numel());
+}
+
 torch::Tensor swish(const torch::Tensor& x) {
   return x * torch::sigmoid(x);
 }
@@ -62,6 +76,7 @@ class BiConvImpl : public torch::nn::Module {
     torch::Tensor alpha = weight_.abs().mean(3, true).mean(2, true).mean(1, true);
     torch::Tensor wb = alpha * torch::sign(weight_);
     torch::Tensor c = torch::conv2d(s, wb, {}, 1, k_ / 2);
+    note_conv(c, weight_.size(1), k_, true);
     torch::Tensor y = torch::prelu(c + b0_[i], a_[i]) + b1_[i];
     if (parts) {
       (*parts)["TaR"] = moved;
@@ -89,11 +104,17 @@ class SelfAttentionImpl : public torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t b = x.size(0), c = x.size(1), n = x.size(2) * x.size(3);
-    auto parts = qkv(norm(x)).reshape({b, 3 * c, n}).chunk(3, 1);
+    note_groupnorm(x);
+    torch::Tensor q3 = qkv(norm(x));
+    note_conv(q3, c, 1, false);
+    auto parts = q3.reshape({b, 3 * c, n}).chunk(3, 1);
+    if (g_cost) g_cost->macs_attention += 2.0 * static_cast<double>(b * n * n * c);
     torch::Tensor attn = torch::bmm(parts[0].transpose(1, 2), parts[1]) / std::sqrt(static_cast<double>(c));
     attn = torch::softmax(attn, -1);
     torch::Tensor o = torch::bmm(parts[2], attn.transpose(1, 2)).reshape(x.sizes());
-    return out(o) + x;
+    torch::Tensor y = out(o);
+    note_conv(y, c, 1, false);
+    return y + x;
   }
   torch::nn::GroupNorm norm{nullptr};
   torch::nn::Conv2d qkv{nullptr}, out{nullptr};
@@ -164,14 +185,24 @@ struct BiDiffSrUNetImpl::Layer : public torch::nn::Module {
 
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& e, int64_t g) {
     switch (kind) {
-      case kConvIn: return torch::conv2d(x, weight, bias, 1, 1);
+      case kConvIn: {
+        torch::Tensor y = torch::conv2d(x, weight, bias, 1, 1);
+        note_conv(y, weight.size(1), 3, false);
+        return y;
+      }
       case kRes: {
         auto block = [&](torch::nn::GroupNorm& n, BiConv& b, torch::nn::Conv2d& f, const torch::Tensor& in) {
+          note_groupnorm(in);
           torch::Tensor h = swish(n(in));  // Dropout: identity at test
-          return fp ? f(h) : b(h, g);
+          if (!fp) return b(h, g);
+          torch::Tensor y = f(h);
+          note_conv(y, h.size(1), 3, false);
+          return y;
         };
         torch::Tensor h = block(n1, bc1, fc1, x);
-        h = h + temb(swish(e)).unsqueeze(-1).unsqueeze(-1);
+        torch::Tensor te = temb(swish(e));
+        note_linear(te, e.size(1));
+        h = h + te.unsqueeze(-1).unsqueeze(-1);
         h = block(n2, bc2, fc2, h);
         h = h + x;
         return attn ? attn(h) : h;
@@ -186,7 +217,10 @@ struct BiDiffSrUNetImpl::Layer : public torch::nn::Module {
         torch::Tensor a = x.slice(1, 0, c), b = x.slice(1, c);
         torch::Tensor f1 = torch::cat({a.slice(1, 1, c, 2), b.slice(1, 0, c, 2)}, 1);
         torch::Tensor f2 = torch::cat({a.slice(1, 0, c, 2), b.slice(1, 1, c, 2)}, 1);
-        return fp ? fc1(f1) + fc2(f2) : bc1(f1, g) + bc2(f2, g);
+        if (!fp) return bc1(f1, g) + bc2(f2, g);
+        torch::Tensor y1 = fc1(f1), y2 = fc2(f2);
+        note_conv(y1, c, 1, false), note_conv(y2, c, 1, false);
+        return y1 + y2;
       }
     }
     return x;
@@ -307,7 +341,10 @@ torch::Tensor BiDiffSrUNetImpl::forward_traced(const torch::Tensor& x, const tor
   const torch::Tensor tt = t.reshape({-1}).to(torch::kLong);
   const int64_t g = group_of(tt[0].item<int64_t>());  // quirk Q4: batch element 0 decides
   torch::Tensor e = bi_diffsr_timestep_embedding(tt, config_.inner_channel);
-  e = mlp3_(swish(mlp1_(e)));
+  torch::Tensor e1 = mlp1_(e);
+  note_linear(e1, e.size(1));
+  e = mlp3_(swish(e1));
+  note_linear(e, e1.size(1));
   record("timestep_level_mlp", e);
   torch::Tensor h = config_.in_channel != 3 ? torch::cat({c, x}, 1) : x;
   std::vector<torch::Tensor> feats;
@@ -330,9 +367,45 @@ torch::Tensor BiDiffSrUNetImpl::forward_traced(const torch::Tensor& x, const tor
     }
     record(fmt::format("ups.{}", i), h);
   }
+  note_groupnorm(h);
+  const int64_t cin = h.size(1);
   h = final_conv_(swish(final_norm_(h)));
+  note_conv(h, cin, 3, false);
   record("final_conv", h);
   return h;
+}
+
+BiDiffSrCost bi_diffsr_cost(BiDiffSrUNetImpl& net, int64_t height, int64_t width) {
+  const BiDiffSrConfig& c = net.config();
+  const int64_t f = int64_t{1} << (c.channel_mults.size() - 1);
+  DMEVAL_CHECK(height % f == 0 && width % f == 0, "BI-DiffSR cost: {}x{} is not divisible by {}", height,
+               width, f);
+  BiDiffSrCost cost;
+  for (const auto& p : net.named_parameters(true)) {
+    cost.params_total += p.value().numel();
+    if (p.key().find("binary_conv.weight") != std::string::npos) cost.params_binary += p.value().numel();
+  }
+  // One pass at a small size (4 pixels at the deepest level): convolutions and GroupNorms scale with the
+  // pixels, attention with their square, the timestep MLPs not at all.
+  const int64_t p = 4 * f;
+  BiDiffSrCost probe;
+  g_cost = &probe;
+  try {
+    torch::NoGradGuard no_grad;
+    net.forward(torch::zeros({1, c.out_channel, p, p}), torch::zeros({1, c.in_channel - c.out_channel, p, p}),
+                torch::zeros({1, 1}, torch::kLong));
+  } catch (...) {
+    g_cost = nullptr;
+    throw;
+  }
+  g_cost = nullptr;
+  const double s = static_cast<double>(height * width) / static_cast<double>(p * p);
+  cost.macs_fp_conv = probe.macs_fp_conv * s;
+  cost.macs_binary = probe.macs_binary * s;
+  cost.groupnorm_elements = probe.groupnorm_elements * s;
+  cost.macs_attention = probe.macs_attention * s * s;
+  cost.macs_linear = probe.macs_linear;
+  return cost;
 }
 
 torch::Tensor bi_diffsr_run_inner(torch::nn::Module& module, const torch::Tensor& x, int64_t g,

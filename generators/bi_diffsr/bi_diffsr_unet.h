@@ -69,6 +69,23 @@ torch::Tensor bi_diffsr_timestep_embedding(const torch::Tensor& t, int64_t dim);
 torch::Tensor bi_diffsr_run_inner(torch::nn::Module& module, const torch::Tensor& x, int64_t g,
                                   std::map<std::string, torch::Tensor>* parts = nullptr);
 
+// Params and OPs as BI-DiffSR's Table 2 counts them (spec bi-diffsr.md §8, fvcore conventions): Params =
+// FP parameters + binary weights / 32; OPs = FP conv/linear MACs + binary MACs / 64 + attention matmul MACs
+// + 5 × GroupNorm elements, for one network pass on a (height, width) image (batch 1).
+struct BiDiffSrCost {
+  int64_t params_total = 0, params_binary = 0;
+  double macs_fp_conv = 0, macs_linear = 0, macs_binary = 0, macs_attention = 0, groupnorm_elements = 0;
+  double params_m() const {
+    return (static_cast<double>(params_total - params_binary) + static_cast<double>(params_binary) / 32.0) /
+           1e6;
+  }
+  double macs_fp() const { return macs_fp_conv + macs_linear; }
+  double ops_g() const {
+    return (macs_fp() + macs_binary / 64.0 + macs_attention + 5.0 * groupnorm_elements) / 1e9;
+  }
+};
+BiDiffSrCost bi_diffsr_cost(BiDiffSrUNetImpl& net, int64_t height, int64_t width);
+
 // Loads a BasicSR checkpoint (`params`, or `params_ema` when asked and present; `module.` prefixes
 // stripped) strictly into `net`: every key and shape checked, errors naming the file. Returns the key used.
 std::string load_bi_diffsr_weights(BiDiffSrUNetImpl& net, const std::string& path, bool ema = false);

@@ -244,5 +244,38 @@ TEST(GoldenBiDiffSrOfficial, TheReleasedNetworksKeysShapesAndSize) {
   }
 }
 
+// Table 2's Params and OPs of the released network (spec §8): the counts of params_ops_official.json, the
+// attention and GroupNorm figures the MANIFEST adds, and the spec's totals, from one pass of dmeval's
+// network.
+TEST(GoldenBiDiffSrOfficial, ParamsAndOpsAsTable2CountsThem) {
+  DMEVAL_REQUIRE_GOLDEN();
+  const json off = json::parse(read_text(golden_path("bi_diffsr/official_x2_x4_state_dict.json")));
+  const json facts =
+      json::parse(read_text(golden_path("bi_diffsr/params_ops_official.json"))).at("bi_diffsr_official");
+  std::string manifest = read_text(golden_path("bi_diffsr/MANIFEST.md"));
+  for (char& ch : manifest)
+    if (ch == '\n') ch = ' ';
+  const BiDiffSrConfig cfg = bi_diffsr_config_from_json(off.at("config"), "official_x2_x4_state_dict.json");
+  BiDiffSrUNet net(cfg);
+  const BiDiffSrCost c = bi_diffsr_cost(*net, cfg.image_size, cfg.image_size);
+  EXPECT_EQ(c.params_total, facts.at("params_total").get<int64_t>());
+  EXPECT_EQ(c.params_binary, facts.at("params_binary_weights").get<int64_t>());
+  EXPECT_NEAR(c.params_m(), facts.at("params_convention_M").get<double>(), 5e-7);
+  EXPECT_EQ(static_cast<int64_t>(c.macs_fp()), facts.at("macs_fp").get<int64_t>());
+  EXPECT_EQ(static_cast<int64_t>(c.macs_binary), facts.at("macs_bin").get<int64_t>());
+  auto attention = test::regex_find(manifest, R"(attention einsums ([0-9.]+) G)");
+  auto gn = test::regex_find(manifest, R"(GroupNorm elements \(BI-DiffSR ([0-9,]+);)");
+  ASSERT_TRUE(attention && gn) << "MANIFEST.md states the attention and GroupNorm counts";
+  EXPECT_NEAR(c.macs_attention / 1e9, std::stod(*attention), 1e-9);
+  EXPECT_EQ(static_cast<int64_t>(c.groupnorm_elements), test::parse_grouped_int(*gn));
+  // The spec's total: "... = 36.669 G → **36.67 G** (paper)".
+  std::string spec = read_text(test::shared_path("spec/bi-diffsr.md"));
+  for (char& ch : spec)
+    if (ch == '\n') ch = ' ';
+  auto total = test::regex_find(spec, R"(BI-DiffSR: FP conv/linear [^=]*= ([0-9.]+) G)");
+  ASSERT_TRUE(total.has_value()) << "spec §8 states the OPs total";
+  EXPECT_NEAR(c.ops_g(), std::stod(*total), 5e-4);
+}
+
 }  // namespace
 }  // namespace dmeval
