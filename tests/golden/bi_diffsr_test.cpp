@@ -19,6 +19,7 @@
 #include "core/torch_bridge.h"
 #include "generators/bi_diffsr/bi_diffsr_sampler.h"
 #include "generators/bi_diffsr/bi_diffsr_unet.h"
+#include "generators/bi_diffsr/sr3_unet.h"
 #include "tests/support/golden.h"
 #include "tests/support/numeric_checks.h"
 
@@ -274,6 +275,34 @@ TEST(GoldenBiDiffSrOfficial, ParamsAndOpsAsTable2CountsThem) {
     if (ch == '\n') ch = ' ';
   auto total = test::regex_find(spec, R"(BI-DiffSR: FP conv/linear [^=]*= ([0-9.]+) G)");
   ASSERT_TRUE(total.has_value()) << "spec §8 states the OPs total";
+  EXPECT_NEAR(c.ops_g(), std::stod(*total), 5e-4);
+}
+
+// The SR3 row of Table 2: Janspiry's UNet with BI-DiffSR's settings has params_ops_official.json's parameter
+// count and conv/linear MACs, the MANIFEST's GroupNorm and upsample counts, and the spec's OPs total.
+TEST(GoldenBiDiffSrOfficial, Sr3BaselineParamsAndOps) {
+  DMEVAL_REQUIRE_GOLDEN();
+  const json off = json::parse(read_text(golden_path("bi_diffsr/official_x2_x4_state_dict.json")));
+  const json facts =
+      json::parse(read_text(golden_path("bi_diffsr/params_ops_official.json"))).at("sr3_like_bidiffsr_cfg");
+  std::string manifest = read_text(golden_path("bi_diffsr/MANIFEST.md"));
+  for (char& ch : manifest)
+    if (ch == '\n') ch = ' ';
+  const BiDiffSrConfig cfg = bi_diffsr_config_from_json(off.at("config"), "official_x2_x4_state_dict.json");
+  Sr3UNet net(cfg);
+  const Sr3Cost c = sr3_cost(*net, cfg.image_size, cfg.image_size);
+  EXPECT_EQ(c.params, facts.at("params_total").get<int64_t>());
+  EXPECT_EQ(static_cast<int64_t>(c.macs_conv_linear), facts.at("macs_fp").get<int64_t>());
+  auto gn = test::regex_find(manifest, R"(GroupNorm elements \(BI-DiffSR [0-9,]+; SR3 ([0-9,]+)\))");
+  auto up = test::regex_find(manifest, R"(SR3's nearest-upsample outputs ([0-9,]+))");
+  ASSERT_TRUE(gn && up) << "MANIFEST.md states SR3's GroupNorm and upsample counts";
+  EXPECT_EQ(static_cast<int64_t>(c.groupnorm_elements), test::parse_grouped_int(*gn));
+  EXPECT_EQ(static_cast<int64_t>(c.upsample_elements), test::parse_grouped_int(*up));
+  std::string spec = read_text(test::shared_path("spec/bi-diffsr.md"));
+  for (char& ch : spec)
+    if (ch == '\n') ch = ' ';
+  auto total = test::regex_find(spec, R"(SR3: [0-9.]+ \+ [^=]*= ([0-9.]+) G)");
+  ASSERT_TRUE(total.has_value()) << "spec §8 states SR3's OPs total";
   EXPECT_NEAR(c.ops_g(), std::stod(*total), 5e-4);
 }
 
