@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 
+#include "core/hash.h"
 #include "core/image.h"
 #include "core/npy.h"
 #include "core/torch_bridge.h"
@@ -55,7 +56,13 @@ class GoldenBiDiffSrNetwork : public ::testing::Test {
 
 TEST_F(GoldenBiDiffSrNetwork, KeysAndShapesAreTheReferences) {
   const json keys = json::parse(read_text(golden_path("bi_diffsr/weights_keys.json")));
+  const json info = json::parse(read_text(golden_path("bi_diffsr/run_info.json")));
+  EXPECT_EQ(sha256_file(golden_path("bi_diffsr/net_g_tiny.pth")),
+            info.at("sha256_checkpoint").get<std::string>());
   auto params = net_->named_parameters(true);
+  int64_t n = 0;
+  for (const auto& p : params) n += p.value().numel();
+  EXPECT_EQ(n, info.at("n_params").get<int64_t>());
   EXPECT_EQ(params.size(), keys.size());
   for (const auto& k : keys) {
     const std::string name = k.at(0);
