@@ -29,14 +29,14 @@ torch::Tensor counted_conv(torch::nn::Conv2d& c, const torch::Tensor& x) {
   torch::Tensor y = c(x);
   if (g_sr3) {
     const auto& w = c->weight;
-    g_sr3->macs_conv_linear += static_cast<double>(y.numel() * w.size(1) * w.size(2) * w.size(3));
+    g_sr3->macs_conv += static_cast<double>(y.numel() * w.size(1) * w.size(2) * w.size(3));
   }
   return y;
 }
 
 torch::Tensor counted_linear(torch::nn::Linear& l, const torch::Tensor& x) {
   torch::Tensor y = l(x);
-  if (g_sr3) g_sr3->macs_conv_linear += static_cast<double>(y.numel() * l->weight.size(1));
+  if (g_sr3) g_sr3->macs_linear += static_cast<double>(y.numel() * l->weight.size(1));
   return y;
 }
 
@@ -47,16 +47,15 @@ torch::Tensor counted_norm(torch::nn::GroupNorm& n, const torch::Tensor& x) {
 
 }  // namespace
 
-// downs/mid/ups entries: conv_in, ResnetBlocWithAttn, Downsample, Upsample.
+// downs/mid/ups entries after conv_in: ResnetBlocWithAttn, Downsample, Upsample.
 struct Sr3UNetImpl::Layer : public torch::nn::Module {
-  enum Kind { kConvIn, kRes, kDown, kUp } kind;
+  enum Kind { kRes, kDown, kUp } kind;
   torch::nn::Conv2d c{nullptr}, res_conv{nullptr}, conv1{nullptr}, conv2{nullptr}, qkv{nullptr}, out{nullptr};
   torch::nn::GroupNorm n1{nullptr}, n2{nullptr}, an{nullptr};
   torch::nn::Linear noise{nullptr};
 
   Layer(Kind k, int64_t in, int64_t outc, const BiDiffSrConfig& cfg, bool with_attn = false) : kind(k) {
     switch (k) {
-      case kConvIn: break;
       case kRes: {
         auto rb = holder(*this, "res_block");
         noise = holder(*holder(*rb, "noise_func"), "noise_func")
@@ -83,7 +82,6 @@ struct Sr3UNetImpl::Layer : public torch::nn::Module {
 
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor& e) {
     switch (kind) {
-      case kConvIn: return x;  // the parent's conv_in is its own Conv2d (downs.0)
       case kRes: {
         torch::Tensor h = counted_conv(conv1, swish(counted_norm(n1, x)));
         h = h + counted_linear(noise, e).unsqueeze(-1).unsqueeze(-1);
@@ -114,50 +112,46 @@ Sr3UNetImpl::Sr3UNetImpl(const BiDiffSrConfig& c) : config_(c) {
   mlp1_ = mlp->register_module("1", torch::nn::Linear(c.inner_channel, 4 * c.inner_channel));
   mlp3_ = mlp->register_module("3", torch::nn::Linear(4 * c.inner_channel, c.inner_channel));
   auto downs = holder(*this, "downs");
+  // Layers are named by their index in the reference's ModuleList (downs.0 is conv_in).
   auto add = [](torch::nn::Module& parent, std::vector<std::shared_ptr<Layer>>& list,
-                std::shared_ptr<Layer> l) {
-    parent.register_module(std::to_string(list.size()), l);
+                std::shared_ptr<Layer> l, size_t offset) {
+    parent.register_module(std::to_string(list.size() + offset), l);
     list.push_back(std::move(l));
   };
   auto in = [](const std::vector<int64_t>& v, int64_t x) {
     return std::find(v.begin(), v.end(), x) != v.end();
   };
-  // downs.0: a plain Conv2d (keys downs.0.weight/bias).
-  auto conv_in = std::make_shared<Layer>(Layer::kConvIn, 0, 0, c);
-  conv_in->c = conv_in->register_module("conv_in_", conv(c.in_channel, c.inner_channel, 3, 1, true));
-  // Re-register under the reference's key: the Conv2d itself is downs.0.
-  downs->register_module("0", conv_in->c.ptr());
-  downs_.push_back(conv_in);
+  conv_in_ = downs->register_module("0", conv(c.in_channel, c.inner_channel, 3, 1, true));
   int64_t pre = c.inner_channel, now_res = c.image_size;
   std::vector<int64_t> feats = {pre};
   const size_t levels = c.channel_mults.size();
   for (size_t l = 0; l < levels; ++l) {
     const int64_t ch = c.inner_channel * c.channel_mults[l];
     for (int64_t b = 0; b < c.res_blocks; ++b) {
-      add(*downs, downs_, std::make_shared<Layer>(Layer::kRes, pre, ch, c, in(c.attn_res, now_res)));
+      add(*downs, downs_, std::make_shared<Layer>(Layer::kRes, pre, ch, c, in(c.attn_res, now_res)), 1);
       feats.push_back(ch);
       pre = ch;
     }
     if (l + 1 < levels) {
-      add(*downs, downs_, std::make_shared<Layer>(Layer::kDown, pre, pre, c));
+      add(*downs, downs_, std::make_shared<Layer>(Layer::kDown, pre, pre, c), 1);
       feats.push_back(pre);
       now_res /= 2;
     }
   }
   auto mid = holder(*this, "mid");
-  add(*mid, mid_, std::make_shared<Layer>(Layer::kRes, pre, pre, c, true));
-  add(*mid, mid_, std::make_shared<Layer>(Layer::kRes, pre, pre, c, false));
+  add(*mid, mid_, std::make_shared<Layer>(Layer::kRes, pre, pre, c, true), 0);
+  add(*mid, mid_, std::make_shared<Layer>(Layer::kRes, pre, pre, c, false), 0);
   auto ups = holder(*this, "ups");
   for (size_t l = levels; l-- > 0;) {
     const int64_t ch = c.inner_channel * c.channel_mults[l];
     for (int64_t b = 0; b < c.res_blocks + 1; ++b) {
       add(*ups, ups_,
-          std::make_shared<Layer>(Layer::kRes, pre + feats.back(), ch, c, in(c.attn_res, now_res)));
+          std::make_shared<Layer>(Layer::kRes, pre + feats.back(), ch, c, in(c.attn_res, now_res)), 0);
       feats.pop_back();
       pre = ch;
     }
     if (l > 0) {
-      add(*ups, ups_, std::make_shared<Layer>(Layer::kUp, pre, pre, c));
+      add(*ups, ups_, std::make_shared<Layer>(Layer::kUp, pre, pre, c), 0);
       now_res *= 2;
     }
   }
@@ -171,10 +165,10 @@ torch::Tensor Sr3UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   e = counted_linear(mlp3_, swish(counted_linear(mlp1_, e)));
   torch::Tensor h = config_.in_channel != x.size(1) ? torch::cat({c, x}, 1) : x;
   std::vector<torch::Tensor> feats;
-  h = counted_conv(downs_[0]->c, h);
+  h = counted_conv(conv_in_, h);
   feats.push_back(h);
-  for (size_t i = 1; i < downs_.size(); ++i) {
-    h = downs_[i]->run(h, e);
+  for (auto& d : downs_) {
+    h = d->run(h, e);
     feats.push_back(h);
   }
   for (auto& m : mid_) h = m->run(h, e);
@@ -206,20 +200,11 @@ Sr3Cost sr3_cost(Sr3UNetImpl& net, int64_t height, int64_t width) {
     throw;
   }
   g_sr3 = nullptr;
-  // Linear MACs do not scale with the pixels; count them apart with a second probe at twice the size.
-  Sr3Cost probe2;
-  g_sr3 = &probe2;
-  {
-    torch::NoGradGuard no_grad;
-    net.forward(torch::zeros({1, c.out_channel, 2 * p, 2 * p}),
-                torch::zeros({1, c.in_channel - c.out_channel, 2 * p, 2 * p}),
-                torch::zeros({1}, torch::kFloat32));
-  }
-  g_sr3 = nullptr;
+  // Convolutions, GroupNorms and upsampling scale with the pixels, attention with their square, the
+  // noise-level MLPs not at all.
   const double s = static_cast<double>(height * width) / static_cast<double>(p * p);
-  // probe2 = 4·pixel-part + fixed  => pixel-part = (probe2 − probe) / 3, fixed = probe − pixel-part.
-  const double pix = (probe2.macs_conv_linear - probe.macs_conv_linear) / 3.0;
-  cost.macs_conv_linear = pix * s + (probe.macs_conv_linear - pix);
+  cost.macs_conv = probe.macs_conv * s;
+  cost.macs_linear = probe.macs_linear;
   cost.groupnorm_elements = probe.groupnorm_elements * s;
   cost.upsample_elements = probe.upsample_elements * s;
   cost.macs_attention = probe.macs_attention * s * s;

@@ -28,7 +28,8 @@ class Sr3UNetImpl : public torch::nn::Module {
  private:
   BiDiffSrConfig config_;
   torch::nn::Linear mlp1_{nullptr}, mlp3_{nullptr};
-  std::vector<std::shared_ptr<Layer>> downs_, mid_, ups_;
+  torch::nn::Conv2d conv_in_{nullptr};                     // downs.0
+  std::vector<std::shared_ptr<Layer>> downs_, mid_, ups_;  // downs_[i] is downs.(i + 1)
   torch::nn::GroupNorm final_norm_{nullptr};
   torch::nn::Conv2d final_conv_{nullptr};
 };
@@ -38,9 +39,10 @@ TORCH_MODULE(Sr3UNet);
 // elements + 1 per nearest-upsample output element).
 struct Sr3Cost {
   int64_t params = 0;
-  double macs_conv_linear = 0, macs_attention = 0, groupnorm_elements = 0, upsample_elements = 0;
+  double macs_conv = 0, macs_linear = 0, macs_attention = 0, groupnorm_elements = 0, upsample_elements = 0;
+  double macs_conv_linear() const { return macs_conv + macs_linear; }
   double ops_g() const {
-    return (macs_conv_linear + macs_attention + 5.0 * groupnorm_elements + upsample_elements) / 1e9;
+    return (macs_conv_linear() + macs_attention + 5.0 * groupnorm_elements + upsample_elements) / 1e9;
   }
 };
 Sr3Cost sr3_cost(Sr3UNetImpl& net, int64_t height, int64_t width);

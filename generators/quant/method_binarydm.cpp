@@ -220,8 +220,7 @@ class BnnMethod : public QuantMethod {
                      torch::zeros({1}, torch::TensorOptions().dtype(torch::kLong).device(dev)), c);
         },
         &attention);
-    BnnPlan cost_plan = plan;
-    BnnCost cost = binarydm_cost(fp.network(), cost_plan, macs, attention);
+    const BnnCost cost = binarydm_cost(fp.network(), plan, macs, attention);
     if (kind_ == Kind::kLsq) {  // LSQ weights at b bits: the formula with b bits per weight
       nlohmann::ordered_json j = cost.to_json(ctx.bits.act);
       const double mb =

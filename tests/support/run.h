@@ -52,10 +52,8 @@ inline RunResult run_shell(const std::string& cmd) {
 }
 
 // Starts dmeval with `args` (split at spaces), waits until `ready()` holds, kills it with SIGKILL and
-// reaps it (true when it was killed by the signal).
-// Starts dmeval with `args` (split at spaces), waits until `marker` exists (e.g. a run's first
-// committed chunk record), kills it with SIGKILL and reaps it. Returns true when the process was
-// indeed killed by the signal (false: it ended first, or the marker never appeared in `timeout_s`).
+// reaps it. Returns true when the process was indeed killed by the signal (false: it ended first, or
+// `ready` never held in `timeout_s`).
 inline bool run_dmeval_and_kill_when(const std::string& args, const std::function<bool()>& ready,
                                      int timeout_s = 300) {
   std::vector<std::string> argv_s = {DMEVAL_BIN};
@@ -75,22 +73,10 @@ inline bool run_dmeval_and_kill_when(const std::string& args, const std::functio
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
+// The same once `marker` exists (e.g. a run's first committed chunk record).
 inline bool run_dmeval_and_kill_at(const std::string& args, const std::string& marker, int timeout_s = 300) {
-  std::vector<std::string> argv_s = {DMEVAL_BIN};
-  std::istringstream ss(args);
-  for (std::string a; ss >> a;) argv_s.push_back(a);
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  if (posix_spawn(&pid, DMEVAL_BIN, nullptr, nullptr, argv.data(), environ) != 0) return false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  while (!std::filesystem::exists(marker) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return run_dmeval_and_kill_when(
+      args, [&] { return std::filesystem::exists(marker); }, timeout_s);
 }
 
 }  // namespace dmeval::test
